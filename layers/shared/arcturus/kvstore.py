@@ -1,0 +1,300 @@
+"""DynamoDB item access for the KV namespace: the one module that speaks DynamoDB's item format.
+
+Key design (the README's design section has the numbers):
+
+- head item  ``pk = "<namespace>#<shard>"``, ``sk = <key>``: one per key, holding the value inline (or the
+  chunk count and version), metadata and expiry. ``shard`` is a stable hash of the key modulo
+  ``SHARDS``, so keys spread over ``SHARDS`` partition-key values, and ``list`` is a Query per shard
+  (sorted by ``sk``) merged in order; never a Scan.
+- chunk items ``pk = "<namespace>#chunk#<key>"``, ``sk = "<version>#<index>"``: parts of a large value.
+  They live under their own partition keys, so listings never see them.
+- ``expires_at`` (epoch seconds) is the table's TTL attribute. DynamoDB deletes expired items lazily,
+  days late, so every read here filters on it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from arcturus.aws import store_errors
+from arcturus.errors import StoreUnavailable, VersionConflict
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+SHARDS = 16
+"""Partition-key values a namespace's head items spread over. Fixed for the life of a table."""
+
+TTL_ATTRIBUTE = "expires_at"
+BATCH_GET_MAX = 100
+BATCH_WRITE_MAX = 25
+_BATCH_ATTEMPTS = 8
+
+Item = dict[str, Any]
+
+
+def shard_of(key: str) -> int:
+    """A stable shard for ``key`` (crc32 is stable across processes, unlike ``hash``)."""
+    return zlib.crc32(key.encode()) % SHARDS
+
+
+@dataclass(frozen=True)
+class Head:
+    """What the head item of a key holds."""
+
+    key: str
+    version: str
+    inline: bytes | None = None
+    counter: int | None = None
+    encoding: str | None = None
+    chunks: int = 0
+    metadata: str | None = None
+    expires_at: int | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    @classmethod
+    def from_item(cls, item: Item) -> Head:
+        return cls(
+            key=item["sk"]["S"],
+            version=item.get("ver", {}).get("S", ""),
+            inline=item["v"]["B"] if "v" in item else None,
+            counter=int(item["n"]["N"]) if "n" in item else None,
+            encoding=item.get("enc", {}).get("S"),
+            chunks=int(item["chunks"]["N"]) if "chunks" in item else 0,
+            metadata=item.get("meta", {}).get("S"),
+            expires_at=int(item[TTL_ATTRIBUTE]["N"]) if TTL_ATTRIBUTE in item else None,
+        )
+
+
+@dataclass(frozen=True)
+class ListedKey:
+    """A key as a listing shows it (a projection of the head item)."""
+
+    name: str
+    expires_at: int | None
+    metadata: str | None
+
+
+class KVTable:
+    """The items of one namespace in the KV table."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str, namespace: str) -> None:
+        if not namespace or "#" in namespace:
+            raise ValueError("namespace must be non-empty and must not contain '#'")
+        self._client = client
+        self._table = table_name
+        self._namespace = namespace
+
+    # -- keys ------------------------------------------------------------------------------------------
+
+    def _head_key(self, key: str) -> Item:
+        return {"pk": {"S": self._shard_pk(shard_of(key))}, "sk": {"S": key}}
+
+    def _shard_pk(self, shard: int) -> str:
+        return f"{self._namespace}#{shard:02x}"
+
+    def _chunk_key(self, key: str, version: str, index: int) -> Item:
+        return {"pk": {"S": f"{self._namespace}#chunk#{key}"}, "sk": {"S": f"{version}#{index:05d}"}}
+
+    # -- head items ------------------------------------------------------------------------------------
+
+    def get_head(self, key: str, *, consistent: bool) -> Head | None:
+        with store_errors("GetItem"):
+            response = self._client.get_item(
+                TableName=self._table, Key=self._head_key(key), ConsistentRead=consistent
+            )
+        item = response.get("Item")
+        return Head.from_item(item) if item else None
+
+    def get_heads(self, keys: Sequence[str], *, consistent: bool) -> dict[str, Head]:
+        """Heads of up to 100 distinct keys by BatchGetItem, retrying UnprocessedKeys."""
+        items = self._batch_get([self._head_key(key) for key in keys], consistent=consistent)
+        heads = (Head.from_item(item) for item in items)
+        return {head.key: head for head in heads}
+
+    def put_head(
+        self,
+        head: Head,
+        *,
+        condition: str | None = None,
+        values: Item | None = None,
+        now: float = 0.0,
+    ) -> Head | None:
+        """Write ``head``; return the head it replaced (atomically, from the same request).
+
+        ``condition`` may use ``:now``, ``#exp`` (the TTL attribute) and the placeholders in ``values``.
+        A failed condition raises VersionConflict.
+        """
+        item: Item = {**self._head_key(head.key), "ver": {"S": head.version}}
+        if head.inline is not None:
+            item["v"] = {"B": head.inline}
+        if head.counter is not None:
+            item["n"] = {"N": str(head.counter)}
+        if head.encoding:
+            item["enc"] = {"S": head.encoding}
+        if head.chunks:
+            item["chunks"] = {"N": str(head.chunks)}
+        if head.metadata is not None:
+            item["meta"] = {"S": head.metadata}
+        if head.expires_at is not None:
+            item[TTL_ATTRIBUTE] = {"N": str(head.expires_at)}
+        request: dict[str, Any] = {"TableName": self._table, "Item": item, "ReturnValues": "ALL_OLD"}
+        if condition:
+            request |= _condition(condition, now)
+            request["ExpressionAttributeValues"] |= values or {}
+        with store_errors("PutItem"):
+            old = self._client.put_item(**request).get("Attributes")
+        return Head.from_item(old) if old else None
+
+    def delete_head(self, key: str) -> Head | None:
+        with store_errors("DeleteItem"):
+            old = self._client.delete_item(
+                TableName=self._table, Key=self._head_key(key), ReturnValues="ALL_OLD"
+            ).get("Attributes")
+        return Head.from_item(old) if old else None
+
+    def increment(self, key: str, amount: int, *, version: str, expires_at: int | None, now: float) -> int:
+        """Add ``amount`` to the counter at ``key`` in one UpdateItem and return the new count.
+
+        The expiry is set by the first increment only, so a window ends on time however often it is
+        hit. An item whose expiry has passed (but DynamoDB has not deleted yet) starts over at
+        ``amount`` with a fresh expiry, by a conditional put: still no read-then-write.
+        """
+        update = "SET #n = if_not_exists(#n, :zero) + :amount, ver = :ver REMOVE v, enc"
+        values: Item = {":zero": {"N": "0"}, ":amount": {"N": str(amount)}, ":ver": {"S": version}}
+        if expires_at is not None:
+            update = "SET #n = if_not_exists(#n, :zero) + :amount, ver = :ver, #exp = if_not_exists(#exp, :e)"
+            update += " REMOVE v, enc"
+            values[":e"] = {"N": str(expires_at)}
+        live = _condition("attribute_not_exists(#exp) OR #exp > :now", now)
+        live["ExpressionAttributeValues"] |= values
+        live["ExpressionAttributeNames"]["#n"] = "n"
+        try:
+            with store_errors("UpdateItem"):
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=self._head_key(key),
+                    UpdateExpression=update,
+                    ReturnValues="UPDATED_NEW",
+                    **live,
+                )
+            return int(response["Attributes"]["n"]["N"])
+        except VersionConflict:
+            # The item is expired but not yet deleted by DynamoDB: restart it, unless another writer
+            # restarted it first (then the next increment counts on top of theirs).
+            restart = Head(key=key, version=version, counter=amount, expires_at=expires_at)
+            try:
+                self.put_head(restart, condition="#exp <= :now", now=now)
+            except VersionConflict:
+                return self.increment(key, amount, version=version, expires_at=expires_at, now=now)
+            return amount
+
+    # -- chunks ----------------------------------------------------------------------------------------
+
+    def put_chunks(self, key: str, version: str, parts: Sequence[bytes], expires_at: int | None) -> None:
+        def chunk(index: int, part: bytes) -> Item:
+            item: Item = {**self._chunk_key(key, version, index), "v": {"B": part}}
+            if expires_at is not None:
+                item[TTL_ATTRIBUTE] = {"N": str(expires_at)}
+            return item
+
+        self._batch_write([{"PutRequest": {"Item": chunk(i, part)}} for i, part in enumerate(parts)])
+
+    def get_chunks(self, key: str, version: str, count: int) -> list[bytes] | None:
+        """The parts of one version in order, or None when any is gone (overwritten meanwhile)."""
+        keys = [self._chunk_key(key, version, index) for index in range(count)]
+        found = {item["sk"]["S"]: item["v"]["B"] for item in self._batch_get(keys, consistent=True)}
+        parts = [found.get(k["sk"]["S"]) for k in keys]
+        return None if any(part is None for part in parts) else [p for p in parts if p is not None]
+
+    def delete_chunks(self, key: str, version: str, count: int) -> None:
+        self._batch_write(
+            [{"DeleteRequest": {"Key": self._chunk_key(key, version, index)}} for index in range(count)]
+        )
+
+    # -- listing ---------------------------------------------------------------------------------------
+
+    def iter_shard(
+        self, shard: int, *, prefix: str, after: str | None, page: int, now: float
+    ) -> Iterator[ListedKey]:
+        """Live keys of one shard in ``sk`` order, fetched lazily ``page`` items per Query."""
+        condition = "pk = :pk AND begins_with(sk, :prefix)" if prefix else "pk = :pk"
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ProjectionExpression": "sk, #exp, meta",
+            "Limit": page,
+            **_condition("attribute_not_exists(#exp) OR #exp > :now", now, filter_=True),
+        }
+        request["ExpressionAttributeValues"][":pk"] = {"S": self._shard_pk(shard)}
+        if prefix:
+            request["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
+        start: Item | None = {"pk": {"S": self._shard_pk(shard)}, "sk": {"S": after}} if after else None
+        while True:
+            if start:
+                request["ExclusiveStartKey"] = start
+            with store_errors("Query"):
+                response = self._client.query(**request)
+            for item in response.get("Items", []):
+                yield ListedKey(
+                    name=item["sk"]["S"],
+                    expires_at=int(item[TTL_ATTRIBUTE]["N"]) if TTL_ATTRIBUTE in item else None,
+                    metadata=item.get("meta", {}).get("S"),
+                )
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    # -- batches ---------------------------------------------------------------------------------------
+
+    def _batch_get(self, keys: list[Item], *, consistent: bool) -> list[Item]:
+        found: list[Item] = []
+        for offset in range(0, len(keys), BATCH_GET_MAX):
+            pending: Any = {
+                self._table: {"Keys": keys[offset : offset + BATCH_GET_MAX], "ConsistentRead": consistent}
+            }
+
+            def call(request: Any) -> Any:
+                with store_errors("BatchGetItem"):
+                    response = self._client.batch_get_item(RequestItems=request)
+                found.extend(response.get("Responses", {}).get(self._table, []))
+                return response.get("UnprocessedKeys")
+
+            _drain(pending, call)
+        return found
+
+    def _batch_write(self, requests: list[Item]) -> None:
+        for offset in range(0, len(requests), BATCH_WRITE_MAX):
+            pending: Any = {self._table: requests[offset : offset + BATCH_WRITE_MAX]}
+
+            def call(request: Any) -> Any:
+                with store_errors("BatchWriteItem"):
+                    return self._client.batch_write_item(RequestItems=request).get("UnprocessedItems")
+
+            _drain(pending, call)
+
+
+def _condition(expression: str, now: float, *, filter_: bool = False) -> dict[str, Any]:
+    """Request fields for a condition (or filter) expression over the TTL attribute and ``:now``."""
+    return {
+        "FilterExpression" if filter_ else "ConditionExpression": expression,
+        "ExpressionAttributeNames": {"#exp": TTL_ATTRIBUTE},
+        "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+    }
+
+
+def _drain(pending: Any, call: Callable[[Any], Any], *, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Repeat a batch call on what DynamoDB left unprocessed, backing off with full jitter."""
+    for attempt in range(_BATCH_ATTEMPTS):
+        pending = call(pending)
+        if not pending:
+            return
+        sleep(random.uniform(0, min(1.0, 0.025 * 2**attempt)))  # noqa: S311 - jitter, not crypto
+    raise StoreUnavailable("batch request still unprocessed after retries")

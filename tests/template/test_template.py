@@ -1,0 +1,166 @@
+"""template.yaml as a deployer meets it: routes and who may call them, the KV table, code, permissions."""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from cfnlint.decode import cfn_yaml
+
+pytestmark = pytest.mark.template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+# DESIGN.md's route table: (method, path) -> (function, authorizer). Public routes must not ask for a JWT.
+ROUTES = {
+    ("GET", "/api/auth/me"): ("AuthMeFunction", "JwtAuthorizer"),
+    ("POST", "/api/auth/profile"): ("AuthProfileFunction", "JwtAuthorizer"),
+    ("GET", "/api/auth/roles"): ("AuthRolesFunction", "JwtAuthorizer"),
+    ("PUT", "/api/auth/roles"): ("AuthRolesFunction", "JwtAuthorizer"),
+    ("POST", "/api/cache/warmup"): ("CacheWarmupFunction", "NONE"),
+    ("GET", "/api/cache/status"): ("CacheStatusFunction", "JwtAuthorizer"),
+    ("GET", "/api/status"): ("StatusFunction", "JwtAuthorizer"),
+    ("GET", "/api/services"): ("ServicesFunction", "JwtAuthorizer"),
+    ("GET", "/api/dashboard"): ("DashboardFunction", "JwtAuthorizer"),
+    ("POST", "/api/contact"): ("ContactFunction", "NONE"),
+    ("POST", "/api/public/chat"): ("ChatFunction", "NONE"),
+}
+
+DYNAMODB_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+}
+
+
+@cache
+def template() -> dict[str, Any]:
+    return dict(cfn_yaml.loads(TEMPLATE.read_text(encoding="utf-8"), str(TEMPLATE)))
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    resources = template()["Resources"]
+    return {
+        name: resource["Properties"]
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def declared_routes() -> dict[tuple[str, str], tuple[str, str | None]]:
+    routes = {}
+    for name, props in functions().items():
+        for event in props.get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            ev = event["Properties"]
+            assert ev.get("ApiId") == {"Ref": "HttpApi"}, f"{name} is not routed through HttpApi"
+            routes[(ev["Method"].upper(), ev["Path"])] = (name, ev.get("Auth", {}).get("Authorizer"))
+    return routes
+
+
+def policy_statements(props: dict[str, Any]) -> list[dict[str, Any]]:
+    """Inline statements of a function plus those of the managed policies it references."""
+    resources = template()["Resources"]
+    statements: list[dict[str, Any]] = []
+    for policy in props.get("Policies", []):
+        document = policy
+        if isinstance(policy, dict) and "Ref" in policy:
+            document = resources[policy["Ref"]]["Properties"]["PolicyDocument"]
+        if isinstance(document, dict) and "Statement" in document:
+            statements.extend(document["Statement"])
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_every_route_of_the_design_is_declared_with_its_authorizer() -> None:
+    # Given the functions' HttpApi events / When collected by method and path
+    # Then they are exactly the design's routes, each naming its authorizer explicitly
+    assert declared_routes() == ROUTES
+
+
+def test_the_api_checks_jwts_unless_a_route_opts_out() -> None:
+    api = template()["Resources"]["HttpApi"]["Properties"]
+    assert api["Auth"]["DefaultAuthorizer"] == "JwtAuthorizer"
+    jwt = api["Auth"]["Authorizers"]["JwtAuthorizer"]
+    assert jwt["IdentitySource"] == "$request.header.Authorization"
+    assert set(jwt["JwtConfiguration"]) == {"issuer", "audience"}
+
+
+def test_kv_table_matches_the_code_and_survives_stack_deletion() -> None:
+    table = template()["Resources"]["KVTable"]
+    props = table["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_functions_run_python313_on_arm64_with_the_shared_layer() -> None:
+    globals_ = template()["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Handler"] == "app.handler"
+    assert globals_["Layers"] == [{"Ref": "SharedLayer"}]
+    assert globals_["Environment"]["Variables"]["KV_TABLE_NAME"] == {"Ref": "KVTable"}
+    for name, props in functions().items():
+        overridden = {key for key in ("Runtime", "Architectures", "Handler", "Layers") if key in props}
+        assert not overridden, f"{name} overrides {overridden}"
+
+
+@pytest.mark.parametrize("name", sorted({fn for fn, _ in ROUTES.values()}))
+def test_each_function_has_code_with_a_handler(name: str) -> None:
+    app = ROOT / functions()[name]["CodeUri"] / "app.py"
+    assert app.is_file(), f"{name}: {app.relative_to(ROOT)} is missing"
+    defined: set[str] = set()
+    for node in ast.parse(app.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign):
+            defined.update(target.id for target in node.targets if isinstance(target, ast.Name))
+        elif isinstance(node, ast.ImportFrom):
+            defined.update(alias.asname or alias.name for alias in node.names)
+    assert "handler" in defined, f"{name}: no top-level `handler` in {app.relative_to(ROOT)}"
+
+
+def test_no_function_gets_blanket_dynamodb_access() -> None:
+    for name, props in functions().items():
+        for policy in props.get("Policies", []):
+            assert not (isinstance(policy, str) and "DynamoDB" in policy), f"{name} attaches {policy}"
+        for statement in policy_statements(props):
+            actions = {a for a in as_list(statement["Action"]) if a.startswith("dynamodb:")}
+            if not actions:
+                continue
+            assert actions <= DYNAMODB_ACTIONS, f"{name} may {actions - DYNAMODB_ACTIONS}"
+            assert statement["Resource"] == {"Fn::GetAtt": ["KVTable", "Arn"]}, f"{name}: {statement}"
+
+
+def test_layer_does_not_ship_what_the_lambda_runtime_provides() -> None:
+    requirements = (ROOT / "layers/shared/requirements.txt").read_text(encoding="utf-8")
+    names = {
+        re.split(r"[\[<>=!~; ]", line.strip(), maxsplit=1)[0].lower()
+        for line in requirements.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    }
+    assert not names & {"boto3", "botocore"}
+
+
+def test_cfn_lint_finds_nothing() -> None:
+    assert [str(match) for match in lint_file(TEMPLATE)] == []
