@@ -51,7 +51,7 @@ template: $(VENV)/.installed $(VENV_SAM)/.installed  ## cfn-lint, sam validate -
 	@du -sh .aws-sam/build/SharedLayer | awk '{print "built layer size: " $$1}'
 
 bench: $(VENV)/.installed  ## measure DynamoDB requests and capacity per operation
-	$(PY) -m bench
+	PYTHONPATH=layers/shared:. $(PY) -m bench
 
 clean:  ## remove build output and local data (not the virtual environments)
 	rm -rf .aws-sam .local .pytest_cache .ruff_cache .mypy_cache

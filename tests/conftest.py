@@ -8,6 +8,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+# Powertools reads these once, when the first module imports it: set them before any test imports arcturus.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ArcturusTest")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -98,5 +103,3 @@ def kv(dynamodb: Any, clock: Clock) -> KVNamespace:
     """The ARGOBOX_CACHE namespace on the moto table, on the test's clock."""
     return KVNamespace(TABLE, client=dynamodb, clock=clock)
 
-
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

@@ -37,6 +37,12 @@ CLIENT_CONFIG = Config(
     max_pool_connections=32,
 )
 
+# A model sends nothing until its whole answer is written, so the read timeout is the generation time;
+# a retry would pay for a second answer and run past API Gateway's 30 s, so the caller retries instead.
+SERVICE_CONFIG: dict[str, Config] = {
+    "bedrock-runtime": Config(read_timeout=25, retries={"mode": "standard", "total_max_attempts": 1}),
+}
+
 # boto3's default session is not thread-safe while it builds clients.
 _build_lock = threading.Lock()
 
@@ -45,7 +51,8 @@ _build_lock = threading.Lock()
 def client(service: str) -> Any:
     """Return the container's client for ``service`` (built on first use, then reused)."""
     with _build_lock:
-        return boto3.session.Session().client(service, config=CLIENT_CONFIG)
+        config = CLIENT_CONFIG.merge(SERVICE_CONFIG[service]) if service in SERVICE_CONFIG else CLIENT_CONFIG
+        return boto3.session.Session().client(service, config=config)
 
 
 def dynamodb() -> DynamoDBClient:

@@ -1,0 +1,16 @@
+"""GET /api/auth/me: the signed-in user's identity, role, permissions, grants and dashboard profiles."""
+
+from typing import Any
+
+from arcturus.http import build_resolver, lambda_handler
+from arcturus.identity import current_caller, requires
+
+app = build_resolver()
+
+
+@app.get("/api/auth/me", middlewares=[requires()])
+def me() -> dict[str, Any]:
+    return current_caller(app).profile()
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,26 @@
+"""POST /api/auth/profile: the signed-in user saves their own dashboard profiles."""
+
+from dataclasses import replace
+from typing import Any
+
+from arcturus.http import Problem, build_resolver, lambda_handler
+from arcturus.identity import current_caller, requires
+from arcturus.roles import ProfileUpdate, UserNotProvisioned, roles_store
+
+app = build_resolver()
+store = roles_store()
+
+
+@app.post("/api/auth/profile", middlewares=[requires()])
+def save_profile() -> dict[str, Any]:
+    # Parsed after requires(): a caller who may not save learns nothing from a validation error.
+    update = ProfileUpdate.model_validate_json(app.current_event.decoded_body or "")
+    caller = current_caller(app)
+    try:
+        saved = store.update_user_profiles(caller.email, update.dashboard_profiles)
+    except UserNotProvisioned as error:
+        raise Problem(403, f"{caller.email} is no longer provisioned in the roles document.") from error
+    return replace(caller, dashboard_profiles=tuple(saved.dashboard_profiles)).profile()
+
+
+handler = lambda_handler(app)

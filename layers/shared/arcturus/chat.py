@@ -1,0 +1,214 @@
+"""The public chat: conversations kept in KV for 24 h after their last message, answered by a model.
+
+Keys (the original schema): ``ai:conversation:<id>`` holds the history, ``session:<id>`` a small record
+of the session (created, last active, messages, model). Both expire ``SESSION_TTL_S`` after the last
+message; each message renews both. The history is bounded (``MAX_HISTORY_TURNS`` turns and
+``MAX_HISTORY_BYTES`` of JSON, oldest exchanges dropped first), which also bounds what each message
+costs at the model. The conversation is written by compare-and-set, so two messages sent at once on
+one session cannot silently drop each other's turns: the later one gets 409.
+
+The model is chosen by configuration: ``CHAT_PROVIDER=bedrock`` answers with Amazon Bedrock's Converse
+API and the model ``CHAT_MODEL_ID``; ``CHAT_PROVIDER=local`` with ``LocalEchoModel``, a deterministic
+stand-in for the local runtime and tests (no network, no account).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from arcturus import aws
+from arcturus.errors import VersionConflict
+from arcturus.http import Problem
+from arcturus.kv import KVNamespace
+from arcturus.observability import logger, metrics
+
+SESSION_TTL_S: Final = 24 * 3600
+MAX_MESSAGE_CHARS: Final = 4000
+MAX_HISTORY_TURNS: Final = 20
+"""Turns kept (a turn is one message or one reply): the last 10 exchanges."""
+MAX_HISTORY_BYTES: Final = 32 * 1024
+"""JSON size the kept history may reach; the latest exchange is always kept whatever its size."""
+MAX_REPLY_TOKENS: Final = 512
+SYSTEM_PROMPT: Final = (
+    "You are the assistant on the public site of Arcturus-Prime, a self-hosted infrastructure dashboard. "
+    "Answer visitors' questions about the project briefly and plainly. You cannot see the owner's "
+    "systems, accounts or private data; say so when asked about them."
+)
+UUID_PATTERN: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+_MODEL_BUSY = frozenset(
+    {"ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException", "ModelTimeoutException"}
+)
+
+
+class ChatRequest(BaseModel):
+    """The body of ``POST /api/public/chat``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS)
+    ]
+    session_id: Annotated[str | None, Field(alias="sessionId", pattern=UUID_PATTERN)] = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    session_id: str
+    reply: str
+
+    def wire(self) -> dict[str, str]:
+        return {"sessionId": self.session_id, "reply": self.reply}
+
+
+class ChatModel(Protocol):
+    """What answers a message, given the conversation so far (alternating turns, user first)."""
+
+    name: str
+
+    def reply(self, history: Sequence[Turn], message: str) -> str: ...
+
+
+class LocalEchoModel:
+    """A deterministic local stand-in for Bedrock: the same conversation always gets the same reply."""
+
+    name = "local-echo"
+
+    def reply(self, history: Sequence[Turn], message: str) -> str:
+        exchange = len(history) // 2 + 1
+        return f"[local echo model] Message {exchange} of this conversation: {message}"
+
+
+class BedrockModel:
+    """Amazon Bedrock's Converse API with ``model_id`` (any model Converse supports)."""
+
+    def __init__(self, model_id: str, *, client: Any = None) -> None:
+        self.name = model_id
+        self._client = client if client is not None else aws.client("bedrock-runtime")
+
+    def reply(self, history: Sequence[Turn], message: str) -> str:
+        turns = [*history, Turn("user", message)]
+        try:
+            response = self._client.converse(
+                modelId=self.name,
+                system=[{"text": SYSTEM_PROMPT}],
+                messages=[{"role": turn.role, "content": [{"text": turn.text}]} for turn in turns],
+                inferenceConfig={"maxTokens": MAX_REPLY_TOKENS, "temperature": 0.3},
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _model_failed(error) from error
+        content = response.get("output", {}).get("message", {}).get("content", [])
+        text = "".join(part.get("text", "") for part in content).strip()
+        return text or "I cannot answer that."
+
+
+def _model_failed(error: ClientError | BotoCoreError) -> Problem:
+    code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+    metrics.add_metric(name="ChatModelFailed", unit="Count", value=1)
+    if isinstance(error, BotoCoreError) or code in _MODEL_BUSY:
+        logger.warning("chat model busy", extra={"error": str(error)})
+        return Problem(503, "The assistant is busy; try again shortly.", headers={"Retry-After": "5"})
+    logger.error("chat model failed", extra={"error": str(error)})
+    return Problem(502, "The assistant could not answer; the error was logged.")
+
+
+def model_from_env() -> ChatModel:
+    """The model ``CHAT_PROVIDER`` names: ``bedrock`` (default; needs ``CHAT_MODEL_ID``) or ``local``."""
+    provider = os.environ.get("CHAT_PROVIDER", "bedrock").strip().lower()
+    if provider == "local":
+        return LocalEchoModel()
+    if provider != "bedrock":
+        raise RuntimeError(f"CHAT_PROVIDER must be 'bedrock' or 'local', not {provider!r}")
+    model_id = os.environ.get("CHAT_MODEL_ID", "").strip()
+    if not model_id:
+        raise RuntimeError("CHAT_MODEL_ID is not set: the chat has no Bedrock model to ask")
+    return BedrockModel(model_id)
+
+
+def bounded(turns: Sequence[Turn]) -> list[Turn]:
+    """``turns`` without their oldest exchanges, down to the turn and byte bounds (the last one stays)."""
+    kept = list(turns)
+    sizes = [len(json.dumps(asdict(turn), ensure_ascii=False).encode()) for turn in kept]
+    while len(kept) > 2 and (len(kept) > MAX_HISTORY_TURNS or sum(sizes) > MAX_HISTORY_BYTES):
+        del kept[:2], sizes[:2]
+    return kept
+
+
+class PublicChat:
+    """Answers chat messages and keeps each conversation in the KV namespace.
+
+    ``clock`` (epoch seconds) stamps the session record; give the namespace the same one in tests.
+    """
+
+    def __init__(self, kv: KVNamespace, model: ChatModel, *, clock: Callable[[], float] = time.time) -> None:
+        self._kv = kv
+        self._model = model
+        self._clock = clock
+
+    @classmethod
+    def from_env(cls) -> PublicChat:
+        return cls(KVNamespace.from_env(), model_from_env())
+
+    def answer(self, message: str, session_id: str | None = None) -> ChatReply:
+        """Reply to ``message`` in session ``session_id`` (a new session when None).
+
+        Raises Problem 404 for an unknown or expired session, 409 when another message on the same
+        session was stored meanwhile, 502/503 when the model fails.
+        """
+        if session_id is None:
+            session_id, history, version, created = str(uuid.uuid4()), [], None, self._now()
+        else:
+            session_id = session_id.lower()
+            stored, version = self._kv.get_with_version(f"ai:conversation:{session_id}", type="json")
+            if stored is None:
+                raise Problem(404, "No such chat session (sessions end 24 h after their last message).")
+            history = [Turn(turn["role"], turn["text"]) for turn in stored["turns"]]
+            created = stored["createdAt"]
+        reply = self._model.reply(history, message)
+        turns = bounded([*history, Turn("user", message), Turn("assistant", reply)])
+        self._save(session_id, turns, version, created)
+        return ChatReply(session_id, reply)
+
+    def _save(self, session_id: str, turns: list[Turn], version: str | None, created: str) -> None:
+        now = self._now()
+        conversation = {"createdAt": created, "turns": [asdict(turn) for turn in turns]}
+        try:
+            self._kv.put_if_version(
+                f"ai:conversation:{session_id}",
+                json.dumps(conversation, ensure_ascii=False),
+                version,
+                expiration_ttl=SESSION_TTL_S,
+            )
+        except VersionConflict as error:
+            raise Problem(
+                409,
+                "Another message in this session was answered meanwhile; send yours again.",
+                headers={"Retry-After": "1"},
+            ) from error
+        session = {
+            "id": session_id,
+            "createdAt": created,
+            "lastActiveAt": now,
+            "turns": len(turns),
+            "model": self._model.name,
+        }
+        self._kv.put(f"session:{session_id}", json.dumps(session), expiration_ttl=SESSION_TTL_S)
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

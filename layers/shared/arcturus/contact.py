@@ -1,0 +1,215 @@
+"""The contact form: a validated message, kept in KV and announced on the contact SNS topic.
+
+A message is stored under ``contact:<iso-time>:<id>`` (so a listing of ``contact:`` is chronological)
+and then published to ``CONTACT_TOPIC_ARN``, whose email subscription reaches the site owner. The KV
+copy is the record: when SNS fails after the message is stored, the sender still gets 202 and the
+failure is logged and counted (``ContactNotifyFailed``), so nothing is lost and nothing is sent twice.
+
+An ``Idempotency-Key`` header makes retries safe (Powertools idempotency, its records in the KV table
+under their own partition key): the same key answers the first answer without storing or sending
+again; the same key with a different message is 422; a retry while the first is still running is 409.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from arcturus import aws
+from arcturus.errors import StoreUnavailable
+from arcturus.http import Problem
+from arcturus.kv import KVNamespace
+from arcturus.kvstore import TTL_ATTRIBUTE
+from arcturus.observability import logger, metrics
+
+MAX_NAME: Final = 100
+MAX_EMAIL: Final = 254
+MAX_MESSAGE: Final = 5000
+MAX_IDEMPOTENCY_KEY: Final = 255
+IDEMPOTENCY_TTL_S: Final = 24 * 3600
+"""How long an Idempotency-Key is remembered: a client retrying later than this is sending anew."""
+IDEMPOTENCY_PARTITION: Final = "idempotency#contact"
+"""Partition key of the idempotency records: KV items live under ``<namespace>#<shard>``, never here."""
+SUBJECT: Final = "Arcturus-Prime contact form"
+"""SNS subjects must be ASCII without line breaks, so the sender's name goes in the body instead."""
+
+# A dot-atom local part and a domain of letter/digit/hyphen labels (non-ASCII allowed for IDN).
+_EMAIL = re.compile(
+    r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
+    r"@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_](?:[\w-]{0,61}[^\W_])"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.fullmatch(value) or len(value.partition("@")[0]) > 64:
+        raise ValueError("not a valid email address")
+    return value
+
+
+def _single_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain line breaks or control characters")
+    return value
+
+
+def _text(value: str) -> str:
+    if _CONTROL_BUT_WHITESPACE.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+class ContactMessage(BaseModel):
+    """The body of ``POST /api/contact``; surrounding whitespace is ignored, unknown fields are not."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME), AfterValidator(_single_line)]
+    email: Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL), AfterValidator(_email)]
+    message: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE), AfterValidator(_text)]
+
+
+def idempotency_key(header: str | None) -> str | None:
+    """The ``Idempotency-Key`` header's key (bare or as a quoted structured-field string), or None.
+
+    Raises Problem 400 when the header is present but not 1 to 255 visible ASCII characters.
+    """
+    if header is None:
+        return None
+    key = header.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not _TOKEN.fullmatch(key) or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise Problem(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters.")
+    return key
+
+
+class ContactInbox:
+    """Takes contact messages: stores, then announces each one, at most once per Idempotency-Key.
+
+    ``sns`` is an SNS client, ``idempotency`` the persistence layer for keyed requests; ``clock``
+    (epoch seconds) stamps the messages.
+    """
+
+    def __init__(
+        self,
+        kv: KVNamespace,
+        topic_arn: str,
+        *,
+        sns: Any,
+        idempotency: DynamoDBPersistenceLayer,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._kv = kv
+        self._topic_arn = topic_arn
+        self._sns = sns
+        self._clock = clock
+        self._config = IdempotencyConfig(
+            event_key_jmespath="key",
+            payload_validation_jmespath="message",
+            expires_after_seconds=IDEMPOTENCY_TTL_S,
+            hash_function="sha256",
+        )
+        self._deliver_once = idempotent_function(
+            data_keyword_argument="request",
+            persistence_store=idempotency,
+            config=self._config,
+            key_prefix="contact",
+        )(self._deliver_request)
+
+    @classmethod
+    def from_env(cls) -> ContactInbox:
+        """The inbox the function is configured with (``CONTACT_TOPIC_ARN``, ``KV_TABLE_NAME``)."""
+        topic_arn = os.environ.get("CONTACT_TOPIC_ARN")
+        if not topic_arn:
+            raise RuntimeError(
+                "CONTACT_TOPIC_ARN is not set: the contact function has no topic to publish to"
+            )
+        kv = KVNamespace.from_env()
+        idempotency = DynamoDBPersistenceLayer(
+            table_name=os.environ["KV_TABLE_NAME"],
+            key_attr="pk",
+            sort_key_attr="sk",
+            static_pk_value=IDEMPOTENCY_PARTITION,
+            expiry_attr=TTL_ATTRIBUTE,
+            boto3_client=aws.dynamodb(),
+        )
+        return cls(kv, topic_arn, sns=aws.client("sns"), idempotency=idempotency)
+
+    def accept(
+        self, message: ContactMessage, *, key: str | None = None, context: LambdaContext | None = None
+    ) -> dict[str, str]:
+        """Take ``message`` and return ``{"id": ...}``; with ``key``, a repeat returns the first answer.
+
+        ``context`` lets an interrupted first attempt be retried once the invocation that ran it is over.
+        """
+        if key is None:
+            return self._deliver(message)
+        if context is not None:
+            self._config.register_lambda_context(context)
+        try:
+            receipt: dict[str, str] = self._deliver_once(
+                request={"key": key, "message": message.model_dump(mode="json")}
+            )
+        except IdempotencyValidationError as error:
+            raise Problem(422, "This Idempotency-Key was already used with a different message.") from error
+        except IdempotencyAlreadyInProgressError as error:
+            raise Problem(
+                409,
+                "A request with this Idempotency-Key is still being processed.",
+                headers={"Retry-After": "1"},
+            ) from error
+        except IdempotencyPersistenceLayerError as error:
+            raise StoreUnavailable(f"idempotency record: {error}") from error
+        return receipt
+
+    def _deliver_request(self, request: dict[str, Any]) -> dict[str, str]:
+        return self._deliver(ContactMessage.model_validate(request["message"]))
+
+    def _deliver(self, message: ContactMessage) -> dict[str, str]:
+        message_id = str(uuid.uuid4())
+        received = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds")
+        received = received.replace("+00:00", "Z")
+        record = {"id": message_id, "receivedAt": received, **message.model_dump(mode="json")}
+        self._kv.put(f"contact:{received}:{message_id}", json.dumps(record, ensure_ascii=False))
+        self._announce(record)
+        logger.info("contact message taken", extra={"contactId": message_id})
+        return {"id": message_id}
+
+    def _announce(self, record: dict[str, str]) -> None:
+        body = (
+            f"From: {record['name']} <{record['email']}>\n"
+            f"Received: {record['receivedAt']}\n"
+            f"Message id: {record['id']}\n\n"
+            f"{record['message']}\n"
+        )
+        try:
+            self._sns.publish(TopicArn=self._topic_arn, Subject=SUBJECT, Message=body)
+        except (ClientError, BotoCoreError) as error:
+            logger.error(
+                "contact message stored but not announced",
+                extra={"contactId": record["id"], "error": str(error)},
+            )
+            metrics.add_metric(name="ContactNotifyFailed", unit="Count", value=1)

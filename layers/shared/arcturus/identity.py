@@ -1,0 +1,141 @@
+"""Who is calling: the JWT authorizer's email resolved against the roles document.
+
+API Gateway's JWT authorizer has already checked the token's signature, issuer, audience and expiry;
+what it cannot know is whether the person is provisioned and what they may do. ``requires`` is the one
+route middleware that answers that, for every authenticated route:
+
+    @app.get("/api/status", middlewares=[requires("view:status")])
+
+401 when the request carries no identity, 403 when the email is not in the roles document or its role
+lacks the permission; otherwise the resolved ``Caller`` is in ``current_caller(app)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from arcturus.http import Problem
+from arcturus.observability import logger
+from arcturus.roles import ADMIN_PERMISSION, DashboardProfile, RolesDocument, grants, roles_store
+
+CALLER_KEY = "caller"
+RouteMiddleware = Callable[[APIGatewayHttpResolver, NextMiddleware], Response[Any]]
+_BEARER = {"WWW-Authenticate": 'Bearer realm="arcturus"'}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A provisioned user, as the roles document describes them at the time of the request."""
+
+    email: str
+    role: str
+    permissions: tuple[str, ...]
+    display_name: str
+    services: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    sites: tuple[str, ...] = ()
+    dashboard_profiles: tuple[DashboardProfile, ...] = ()
+
+    def permits(self, permission: str) -> bool:
+        """Whether the caller's role grants ``permission`` (``*``, ``prefix:*`` or exact)."""
+        return grants(self.permissions, permission)
+
+    @property
+    def is_admin(self) -> bool:
+        """Holds ``*``: every permission, and exempt from rate limits."""
+        return ADMIN_PERMISSION in self.permissions
+
+    def profile(self) -> dict[str, Any]:
+        """What ``GET /api/auth/me`` answers: identity, role, permissions, grants and dashboards."""
+        return {
+            "email": self.email,
+            "displayName": self.display_name,
+            "role": self.role,
+            "permissions": list(self.permissions),
+            "services": list(self.services),
+            "features": list(self.features),
+            "sites": list(self.sites),
+            "dashboardProfiles": [p.model_dump(mode="json", by_alias=True) for p in self.dashboard_profiles],
+        }
+
+
+def caller_from(document: RolesDocument, email: str) -> Caller | None:
+    """The caller ``email`` is in ``document``, or None when not provisioned."""
+    user = document.users.get(email)
+    if user is None:
+        return None
+    return Caller(
+        email=email,
+        role=user.role,
+        permissions=document.permissions_of(email),
+        display_name=user.display_name or email.partition("@")[0],
+        services=tuple(user.services),
+        features=tuple(user.features),
+        sites=tuple(user.sites),
+        dashboard_profiles=tuple(user.dashboard_profiles),
+    )
+
+
+def claimed_email(event: APIGatewayProxyEventV2 | Mapping[str, Any]) -> str | None:
+    """The lower-cased ``email`` claim the JWT authorizer passed on, or None.
+
+    An issuer that says ``email_verified: false`` is not trusted with that email: anyone can type an
+    address they do not own at sign-up. Issuers that omit the claim (Cloudflare Access) are trusted.
+    """
+    raw = event.raw_event if isinstance(event, APIGatewayProxyEventV2) else event
+    claims = (((raw.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims")
+    if not isinstance(claims, Mapping):
+        return None
+    email = claims.get("email")
+    if not isinstance(email, str) or not email.strip():
+        return None
+    if str(claims.get("email_verified", "true")).lower() == "false":
+        return None
+    return email.strip().lower()
+
+
+def resolve_caller(event: APIGatewayProxyEventV2 | Mapping[str, Any]) -> Caller | None:
+    """The provisioned caller of ``event``, or None (no identity, unverified, or not in the document).
+
+    For code that runs before route middlewares, such as the rate limiter exempting admins.
+    """
+    email = claimed_email(event)
+    return None if email is None else caller_from(roles_store().document(), email)
+
+
+def requires(permission: str | None = None) -> RouteMiddleware:
+    """A route middleware admitting provisioned callers, and only those granted ``permission`` if given."""
+
+    def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        email = claimed_email(app.current_event)
+        if email is None:
+            raise Problem(
+                401,
+                "Sign in first: the request carries no verified email claim (send the OIDC ID token).",
+                headers=_BEARER,
+            )
+        caller = caller_from(roles_store().document(), email)
+        if caller is None:
+            logger.info("caller not provisioned", extra={"email": email})
+            raise Problem(403, f"{email} is not provisioned in the roles document.")
+        if permission is not None and not caller.permits(permission):
+            logger.info("permission denied", extra={"email": email, "permission": permission})
+            raise Problem(403, f"Role {caller.role!r} does not grant {permission!r}.")
+        app.context[CALLER_KEY] = caller
+        return next_middleware(app)
+
+    return middleware
+
+
+def current_caller(app: APIGatewayHttpResolver) -> Caller:
+    """The caller that ``requires`` resolved for this request."""
+    caller = app.context.get(CALLER_KEY)
+    if not isinstance(caller, Caller):
+        raise RuntimeError("current_caller() on a route without the requires() middleware")
+    return caller

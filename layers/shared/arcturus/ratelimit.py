@@ -1,0 +1,221 @@
+"""Per-client-IP rate limits: one atomic DynamoDB counter per rule, client IP and clock-aligned window.
+
+The original limiter read a counter and wrote count + 1 with a fresh 60 s expiry: concurrent requests
+all passed, a client asking once every 50 s was never forgotten, and every route shared one counter.
+Here every request is one ``KVNamespace.increment`` (a single UpdateItem) on
+``rate:<rule>:<ip>:<window-start>``:
+
+- Windows are fixed and aligned to the clock (``[k*w, (k+1)*w)``). The counter's key names its window,
+  so a window ends on time whatever the client does; the item's expiry (set once, by the increment
+  that creates it) only cleans up. Worst case: a client gets ``limit`` requests at the very end of one
+  window and ``limit`` more at the start of the next, so **2 x limit within any ``w`` seconds**
+  (10 contact posts, 20 chat messages, 40 auth posts), and never more than ``limit`` in one window.
+- Flood shield: once a client has used its limit, this container answers 429 from memory until the
+  window ends, with no DynamoDB write. A flood costs at most ``limit + 1`` writes per container per
+  window (``limit`` when this container alone used the quota).
+- DynamoDB failing (throttled, unreachable, any ClientError) fails **open**: the request goes through,
+  a ``RateLimiterFailOpen`` metric and a warning log line record it. A limiter outage must not take the
+  contact form and the chat down with it.
+- Callers holding ``*`` (admins) are not limited. Public routes carry no JWT claims, so they never pay
+  for the roles lookup.
+
+Answers carry the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers):
+``RateLimit-Policy: "contact";q=5;w=60`` and ``RateLimit: "contact";r=3;t=42``; a 429 adds
+``Retry-After`` (whole seconds to the window's end).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from botocore.exceptions import BotoCoreError, ClientError
+
+from arcturus.errors import StoreUnavailable
+from arcturus.http import Problem
+from arcturus.identity import resolve_caller
+from arcturus.kv import MIN_EXPIRATION_TTL, KVNamespace
+from arcturus.observability import logger, metrics
+
+SHIELD_CAPACITY: Final = 10_000
+"""Clients a container remembers as over their limit; beyond that the oldest are forgotten first."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A limit on one route (or a ``/*`` family of routes): ``limit`` requests per ``window_s``."""
+
+    name: str
+    method: str
+    path: str
+    limit: int
+    window_s: int
+
+    def matches(self, method: str, path: str) -> bool:
+        if method.upper() != self.method:
+            return False
+        if self.path.endswith("/*"):
+            return path.startswith(self.path[:-1])
+        return path == self.path
+
+    def counter_key(self, ip: str, window_start: int) -> str:
+        return f"rate:{self.name}:{ip}:{window_start}"
+
+    @property
+    def policy(self) -> str:
+        """The ``RateLimit-Policy`` field value."""
+        return f'"{self.name}";q={self.limit};w={self.window_s}'
+
+
+RULES: Final = (
+    Rule("contact", "POST", "/api/contact", limit=5, window_s=60),
+    Rule("chat", "POST", "/api/public/chat", limit=10, window_s=60),
+    Rule("auth", "POST", "/api/auth/*", limit=20, window_s=60),
+)
+"""Every limit in the API, in one place; a route without a rule is not limited."""
+
+
+def rule_for(method: str, path: str, rules: tuple[Rule, ...] = RULES) -> Rule | None:
+    """The rule that governs ``method path``, or None."""
+    return next((rule for rule in rules if rule.matches(method, path)), None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The limiter's answer for one request."""
+
+    rule: Rule
+    allowed: bool
+    remaining: int | None
+    """Requests left in the window; None when the store failed and the request went through unchecked."""
+    reset_s: int
+    """Whole seconds until the window ends (at least 1)."""
+
+    def headers(self) -> dict[str, str]:
+        headers = {"RateLimit-Policy": self.rule.policy}
+        if self.remaining is not None:
+            headers["RateLimit"] = f'"{self.rule.name}";r={self.remaining};t={self.reset_s}'
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset_s)
+        return headers
+
+    def problem(self) -> Problem:
+        """The 429 answer for a denied request."""
+        return Problem(
+            429,
+            f"At most {self.rule.limit} requests per {self.rule.window_s} s from one address; "
+            f"retry in {self.reset_s} s.",
+            headers=self.headers(),
+        )
+
+
+class FloodShield:
+    """Clients over their limit, remembered in this container until their window ends.
+
+    Thread-safe; bounded to ``capacity`` clients (expired entries go first, then the oldest).
+    """
+
+    def __init__(self, capacity: int = SHIELD_CAPACITY) -> None:
+        self._capacity = capacity
+        self._until: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def blocks(self, rule: Rule, ip: str, now: float) -> bool:
+        with self._lock:
+            return self._until.get((rule.name, ip), 0.0) > now
+
+    def block(self, rule: Rule, ip: str, *, until: float, now: float) -> None:
+        with self._lock:
+            self._until.pop((rule.name, ip), None)
+            self._until[(rule.name, ip)] = until
+            if len(self._until) > self._capacity:
+                self._until = {client: end for client, end in self._until.items() if end > now}
+            while len(self._until) > self._capacity:
+                del self._until[next(iter(self._until))]
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+
+class RateLimiter:
+    """Counts requests per rule and client IP in the KV namespace; see the module docstring.
+
+    ``clock`` (epoch seconds) is injectable so tests can travel in time; give the namespace the same one.
+    """
+
+    def __init__(
+        self,
+        kv: KVNamespace,
+        *,
+        clock: Callable[[], float] = time.time,
+        shield: FloodShield | None = None,
+    ) -> None:
+        self._kv = kv
+        self._clock = clock
+        self.shield = shield or FloodShield()
+
+    def hit(self, rule: Rule, ip: str) -> Decision:
+        """Count one request from ``ip`` under ``rule`` and say whether it may proceed."""
+        now = self._clock()
+        window_start = int(now // rule.window_s) * rule.window_s
+        window_end = window_start + rule.window_s
+        reset_s = max(1, math.ceil(window_end - now))
+        if self.shield.blocks(rule, ip, now):
+            return self._denied(rule, reset_s)
+        try:
+            # The key names the window, so the expiry is only clean-up: KV's minimum TTL past the end.
+            count = self._kv.increment(
+                rule.counter_key(ip, window_start), expiration=window_end + MIN_EXPIRATION_TTL
+            )
+        except (StoreUnavailable, ClientError, BotoCoreError) as error:
+            logger.warning("rate limiter failing open", extra={"rule": rule.name, "error": str(error)})
+            metrics.add_metric(name="RateLimiterFailOpen", unit="Count", value=1)
+            return Decision(rule, allowed=True, remaining=None, reset_s=reset_s)
+        if count >= rule.limit:
+            # Counts only grow within a window: every later request here would be denied anyway.
+            self.shield.block(rule, ip, until=window_end, now=now)
+        if count > rule.limit:
+            return self._denied(rule, reset_s)
+        return Decision(rule, allowed=True, remaining=rule.limit - count, reset_s=reset_s)
+
+    @staticmethod
+    def _denied(rule: Rule, reset_s: int) -> Decision:
+        metrics.add_metric(name="RateLimited", unit="Count", value=1)
+        return Decision(rule, allowed=False, remaining=0, reset_s=reset_s)
+
+
+@functools.cache
+def container_limiter() -> RateLimiter:
+    """The container's limiter on the configured KV namespace (built on first use, then reused)."""
+    return RateLimiter(KVNamespace.from_env())
+
+
+def enforce_rate_limits(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Resolver-wide middleware: limits the routes that have a rule and lets every other route through.
+
+    Denied: 429 problem JSON. Allowed: the route's answer (or its Problem) with the RateLimit fields.
+    """
+    event = app.current_event
+    rule = rule_for(event.http_method, event.path)
+    if rule is None:
+        return next_middleware(app)
+    caller = resolve_caller(event)
+    if caller is not None and caller.is_admin:
+        return next_middleware(app)
+    decision = container_limiter().hit(rule, event.request_context.http.source_ip)
+    if not decision.allowed:
+        return decision.problem().response()
+    try:
+        response = next_middleware(app)
+    except Problem as problem:
+        problem.headers.update(decision.headers())
+        raise
+    response.headers.update(decision.headers())
+    return response

@@ -1,0 +1,368 @@
+"""The user-roles document (``data:user-roles``): its model, its rules, and its store.
+
+The document is the whole authorization database: ``users`` keyed by lower-case email (role, display
+name, services, features, sites, dashboard profiles) and ``roles`` (permissions, description). It is
+read on every authenticated request, so ``RolesStore`` keeps it in the container's memory for
+``MEMORY_TTL_S`` (a warm request reads DynamoDB zero times) and every write goes through
+compare-and-set, so no write is lost and no write lands on a version its author did not see.
+
+Every write is validated in full first (``parse_document``): a write that would leave the document
+malformed, pointing at a missing role, or with nobody able to manage roles (a lockout) never reaches
+the store.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from arcturus.errors import ArcturusError, StoreUnavailable, VersionConflict
+from arcturus.kv import KVNamespace
+from arcturus.observability import logger, metrics
+
+ROLES_KEY: Final = "data:user-roles"
+Widget = Literal["system-health", "docker-status", "storage", "network"]
+WIDGETS: Final[tuple[str, ...]] = get_args(Widget)
+"""Every widget a dashboard profile may show; the dashboard and the cache warmup know each of them."""
+ADMIN_PERMISSION: Final = "*"
+MANAGE_ROLES: Final = "manage:roles"
+MEMORY_TTL_S: Final = 60.0
+"""How long a container trusts its copy: the bound on how stale another container's write can look."""
+PROFILE_SAVE_ATTEMPTS: Final = 12
+"""Compare-and-set attempts of one profile save. With the backoff below, 20 users saving in the same
+instant all land (measured: the unluckiest needs 6 to 8 attempts); a save that still loses gives up
+with 503 after at most 5.3 s of sleeping, inside the functions' 10 s timeout."""
+RETRY_BASE_S: Final = 0.01
+RETRY_CAP_S: Final = 1.0
+MAX_PROFILES: Final = 20
+MAX_WIDGETS: Final = 16
+
+_SEGMENT = r"[a-z0-9][a-z0-9_.-]*"
+_PERMISSION = re.compile(rf"\*|{_SEGMENT}(?::{_SEGMENT})*:(?:{_SEGMENT}|\*)")
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+_EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+)
+_MAX_EMAIL = 254
+
+
+# -- permissions ---------------------------------------------------------------------------------------
+
+
+def grants(granted: Iterable[str], wanted: str) -> bool:
+    """Whether any permission in ``granted`` covers ``wanted``.
+
+    ``*`` covers everything; ``prefix:*`` covers every permission that starts with ``prefix:``
+    (``manage:*`` covers ``manage:roles`` and ``manage:cache``); anything else covers only itself.
+    """
+    for permission in granted:
+        if permission in (ADMIN_PERMISSION, wanted):
+            return True
+        if permission.endswith(":*") and wanted.startswith(permission[:-1]):
+            return True
+    return False
+
+
+def _permission(value: str) -> str:
+    if not _PERMISSION.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a permission: use '*', 'verb:object' (lower-case, e.g. 'view:status') "
+            "or 'verb:*'"
+        )
+    return value
+
+
+def _email(value: str) -> str:
+    if value != value.strip().lower():
+        raise ValueError(f"{value!r} must be lower-case without surrounding spaces")
+    if len(value) > _MAX_EMAIL or not _EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not a valid email address")
+    return value
+
+
+def _role_name(value: str) -> str:
+    if not _ROLE_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a role name: lower-case letters, digits, '-' or '_', up to 64")
+    return value
+
+
+def _unique_profile_ids(profiles: list[DashboardProfile]) -> list[DashboardProfile]:
+    seen: set[str] = set()
+    for profile in profiles:
+        if profile.id in seen:
+            raise ValueError(f"profile id {profile.id!r} appears more than once; ids must be unique")
+        seen.add(profile.id)
+    return profiles
+
+
+Permission = Annotated[str, AfterValidator(_permission)]
+Email = Annotated[str, AfterValidator(_email)]
+RoleName = Annotated[str, AfterValidator(_role_name)]
+Grant = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+# -- the document --------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    """camelCase on the wire (the original document's names), snake_case in Python; unknown fields are
+    refused so a typo in the authorization database is an error, not a silently ignored key."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class DashboardProfile(_Model):
+    """A named set of widgets a user can switch to on the dashboard."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=100)
+    widgets: list[Widget] = Field(max_length=MAX_WIDGETS)
+
+
+DashboardProfiles = Annotated[
+    list[DashboardProfile], Field(max_length=MAX_PROFILES), AfterValidator(_unique_profile_ids)
+]
+
+
+class UserEntry(_Model):
+    """One provisioned user; ``*`` in services, features or sites means all of them."""
+
+    email: Email
+    role: RoleName
+    display_name: str | None = Field(default=None, max_length=100)
+    services: list[Grant] = Field(default_factory=list)
+    features: list[Grant] = Field(default_factory=list)
+    sites: list[Grant] = Field(default_factory=list)
+    dashboard_profiles: DashboardProfiles = Field(default_factory=list)
+
+
+class RoleEntry(_Model):
+    """A role: the permissions it grants."""
+
+    permissions: list[Permission]
+    description: str = Field(default="", max_length=500)
+
+
+class RolesDocument(_Model):
+    """The whole ``data:user-roles`` document."""
+
+    users: dict[Email, UserEntry] = Field(default_factory=dict)
+    roles: dict[RoleName, RoleEntry] = Field(default_factory=dict)
+
+    def permissions_of(self, email: str) -> tuple[str, ...]:
+        """The permissions of the user's role (none when the user or the role is missing)."""
+        user = self.users.get(email)
+        role = self.roles.get(user.role) if user else None
+        return tuple(role.permissions) if role else ()
+
+    def wire(self) -> dict[str, Any]:
+        """The document as stored and as the API shows it (camelCase names)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+EMPTY_DOCUMENT: Final = RolesDocument()
+
+
+class ProfileUpdate(_Model):
+    """The body of ``POST /api/auth/profile``: the caller's complete new list of profiles."""
+
+    dashboard_profiles: DashboardProfiles
+
+
+class UserNotProvisioned(ArcturusError):
+    """The email has no entry in the roles document."""
+
+
+class RolesDocumentCorrupt(ArcturusError):
+    """The stored document does not parse (edited by hand around the API); nobody is authorized."""
+
+
+def parse_document(data: Any) -> RolesDocument:
+    """Validate ``data`` as a document that may be written; raises pydantic's ValidationError.
+
+    Beyond the shape: every key equals its entry's ``email``, every user's role exists, and at least
+    one user keeps ``*`` or ``manage:roles`` so the document cannot lock every administrator out.
+    Each error names the field (``users.<email>.role``) and says why.
+    """
+    document = data if isinstance(data, RolesDocument) else RolesDocument.model_validate(data)
+    errors = list(_reference_errors(document))
+    if errors:
+        raise ValidationError.from_exception_data("RolesDocument", errors)
+    return document
+
+
+def _reference_errors(document: RolesDocument) -> Iterable[InitErrorDetails]:
+    for key, user in document.users.items():
+        if user.email != key:
+            yield _error(
+                ("users", key, "email"),
+                "email_mismatch",
+                f"the entry's email {user.email!r} differs from its key {key!r}",
+                user.email,
+            )
+        if user.role not in document.roles:
+            yield _error(
+                ("users", key, "role"),
+                "unknown_role",
+                f"role {user.role!r} is not defined in roles (defined: {', '.join(sorted(document.roles))})",
+                user.role,
+            )
+    if not any(grants(document.permissions_of(email), MANAGE_ROLES) for email in document.users):
+        yield _error(
+            ("users",),
+            "lockout",
+            f"no user would keep '{ADMIN_PERMISSION}' or '{MANAGE_ROLES}': the document would lock every "
+            "administrator out",
+            sorted(document.users),
+        )
+
+
+def _error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> InitErrorDetails:
+    # The message is passed as a context value so braces in user input are never read as a template.
+    return InitErrorDetails(type=PydanticCustomError(kind, "{why}", {"why": message}), loc=loc, input=value)
+
+
+# -- the store -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Copy:
+    document: RolesDocument
+    version: str | None
+    read_at: float
+
+
+class RolesStore:
+    """The roles document in KV with this container's copy in front of it.
+
+    ``document()`` answers from memory while the copy is younger than ``ttl`` seconds (no DynamoDB
+    call), else reads it once, strongly consistent. Writes go through ``put_if_version`` and replace
+    the copy at once, so a write through this container is visible to it immediately; other containers
+    see it within ``ttl``. A store error is raised, never answered from an expired copy: authorization
+    fails closed.
+    """
+
+    def __init__(
+        self,
+        kv: KVNamespace,
+        *,
+        ttl: float = MEMORY_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._kv = kv
+        self._ttl = ttl
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._copy: _Copy | None = None
+
+    def document(self) -> RolesDocument:
+        """The document, from memory while fresh."""
+        copy = self._fresh_copy()
+        if copy is not None:
+            return copy.document
+        with self._lock:
+            # Another thread may have refreshed while this one waited for the lock.
+            copy = self._fresh_copy()
+            return copy.document if copy is not None else self._load().document
+
+    def refresh(self) -> RolesDocument:
+        """Re-read the document now, whatever the age of the copy (the cache warmup calls this)."""
+        with self._lock:
+            return self._load().document
+
+    def read_with_version(self) -> tuple[RolesDocument, str | None]:
+        """The stored document and its version by a strongly consistent read (None: never written)."""
+        with self._lock:
+            copy = self._load()
+        return copy.document, copy.version
+
+    def replace(self, data: Any, version: str | None) -> tuple[RolesDocument, str]:
+        """Validate ``data`` and store it if the stored version is still ``version``.
+
+        Returns the stored document and its new version. Raises ValidationError (nothing written) or
+        VersionConflict (someone else wrote since ``version``).
+        """
+        document = parse_document(data)
+        new_version = self._kv.put_if_version(ROLES_KEY, _encode(document), version)
+        self._remember(document, new_version)
+        logger.info("roles document replaced", extra={"version": new_version, "users": len(document.users)})
+        return document, new_version
+
+    def update_user_profiles(self, email: str, profiles: Sequence[DashboardProfile]) -> UserEntry:
+        """Set one user's dashboard profiles by read-modify-write, retried on conflict.
+
+        Concurrent saves by different users each land: a save that loses the compare-and-set re-reads
+        the winner's document and applies its change on top. The first attempt builds on the memory
+        copy when it is fresh (a warm save costs one write and no read); a stale copy just loses the
+        compare-and-set and the retry reads. Raises UserNotProvisioned when the email has no entry,
+        StoreUnavailable when the document kept changing for every attempt.
+        """
+        for attempt in range(PROFILE_SAVE_ATTEMPTS):
+            if attempt:
+                # Full jitter keeps colliding writers from colliding again in lock-step.
+                backoff = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (attempt - 1))
+                self._sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
+            copy = self._fresh_copy() if attempt == 0 else None
+            if copy is None or copy.version is None or email not in copy.document.users:
+                document, version = self.read_with_version()
+            else:
+                document, version = copy.document, copy.version
+            user = document.users.get(email)
+            if user is None:
+                raise UserNotProvisioned(email)
+            updated = user.model_copy(update={"dashboard_profiles": list(profiles)})
+            changed = document.model_copy(update={"users": {**document.users, email: updated}})
+            try:
+                self.replace(changed, version)
+            except VersionConflict:
+                metrics.add_metric(name="RolesWriteConflict", unit="Count", value=1)
+                continue
+            return updated
+        raise StoreUnavailable(f"the roles document kept changing; {email}'s profiles were not saved")
+
+    def _fresh_copy(self) -> _Copy | None:
+        copy = self._copy
+        return copy if copy is not None and self._clock() - copy.read_at < self._ttl else None
+
+    def _load(self) -> _Copy:
+        """Read the stored document into the copy (call with the lock held)."""
+        raw, version = self._kv.get_with_version(ROLES_KEY, "json")
+        if raw is None:
+            document = EMPTY_DOCUMENT
+        else:
+            try:
+                document = RolesDocument.model_validate(raw)
+            except ValidationError as error:
+                # Fail closed and loudly: a hand-edited broken document must not half-authorize anyone.
+                logger.error("the stored roles document is invalid", extra={"version": version})
+                raise RolesDocumentCorrupt(f"{ROLES_KEY} (version {version}) is invalid: {error}") from error
+        self._copy = _Copy(document, version, self._clock())
+        return self._copy
+
+    def _remember(self, document: RolesDocument, version: str) -> None:
+        with self._lock:
+            self._copy = _Copy(document, version, self._clock())
+
+
+def _encode(document: RolesDocument) -> str:
+    return json.dumps(document.wire(), separators=(",", ":"), ensure_ascii=False)
+
+
+@functools.cache
+def roles_store() -> RolesStore:
+    """The container's roles store on the configured KV namespace (built on first use, then reused)."""
+    return RolesStore(KVNamespace.from_env())
