@@ -1,0 +1,18 @@
+"""GET /api/cache/status: this container's memory tier and every key in the KV namespace."""
+
+from typing import Any
+
+from arcturus.cache import container_cache
+from arcturus.http import build_resolver, lambda_handler
+from arcturus.identity import requires
+
+app = build_resolver()
+cache = container_cache()
+
+
+@app.get("/api/cache/status", middlewares=[requires("manage:cache")])
+def cache_status() -> dict[str, Any]:
+    return cache.status()
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,30 @@
+"""POST /api/cache/warmup (``Authorization: Bearer <secret>``) and the EventBridge schedule: ask every
+source and the roles document at once and write the answers to the cache."""
+
+import os
+from typing import Any
+
+from arcturus import warmup
+from arcturus.cache import container_cache
+from arcturus.http import build_resolver
+from arcturus.roles import roles_store
+from arcturus.secrets import require_bearer
+from arcturus.sources import load_config
+
+SECRET_ARN = os.environ["CACHE_WARMUP_SECRET_ARN"]
+
+app = build_resolver()
+cache = container_cache()
+
+
+def warm() -> dict[str, Any]:
+    return warmup.run(cache, load_config(), roles_store().refresh)
+
+
+@app.post("/api/cache/warmup")
+def warm_now() -> dict[str, Any]:
+    require_bearer(app.current_event.get_header_value("Authorization"), SECRET_ARN)
+    return warm()
+
+
+handler = warmup.lambda_handler(app, warm)

@@ -1,0 +1,25 @@
+"""GET /api/dashboard?profile=<id>: the widget data of one of the caller's dashboard profiles (default the
+first), each widget cached; ``X-Cache`` gives the least fresh widget's state."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from arcturus.background import supports_wait_until
+from arcturus.cache import container_cache
+from arcturus.http import build_resolver, lambda_handler
+from arcturus.identity import current_caller, requires
+from arcturus.statusboard import StatusBoard
+
+app = build_resolver()
+board = StatusBoard(container_cache())
+
+
+@app.get("/api/dashboard", middlewares=[requires("view:dashboard")])
+def dashboard(profile: Annotated[str | None, Query(min_length=1, max_length=64)] = None) -> Response[str]:
+    return board.dashboard(current_caller(app).dashboard_profiles, profile)
+
+
+# A stale widget is refreshed after the response: the environment is held until that is done.
+handler = supports_wait_until(lambda_handler(app))

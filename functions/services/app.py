@@ -1,0 +1,21 @@
+"""GET /api/services: every service's health check (status, code, latency), cached; ``X-Cache`` says how."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from arcturus.background import supports_wait_until
+from arcturus.cache import container_cache
+from arcturus.http import build_resolver, lambda_handler
+from arcturus.identity import requires
+from arcturus.statusboard import StatusBoard
+
+app = build_resolver()
+board = StatusBoard(container_cache())
+
+
+@app.get("/api/services", middlewares=[requires("view:status")])
+def services() -> Response[str]:
+    return board.services()
+
+
+# A stale answer is refreshed after the response: the environment is held until that is done.
+handler = supports_wait_until(lambda_handler(app))

@@ -1,0 +1,566 @@
+"""The two-tier stale-while-revalidate cache: container memory in front of KV, upstreams behind both.
+
+Every cached value is kept with the time its source answered (``fetchedAt``); its age decides its state:
+
+- HIT: younger than its kind's freshness (``FRESH_FOR_S``). Answered from memory when this container
+  checked the value within ``MEMORY_FRESH_S``, with no DynamoDB call; otherwise after one KV read.
+- STALE: older than that but younger than ``STALE_BOUND_S``. Answered at once; a refresh runs after the
+  response (``arcturus.background.wait_until``).
+- MISS: no value, or one past the bound. The caller waits for the source, then both tiers are filled.
+
+One refresh per key at a time: in a container, callers of a key join the refresh in flight
+(single-flight); across containers, a lease item ``lease:<cache key>`` in KV, taken by a conditional
+put. KV expirations cannot be shorter than 60 s, so the lease carries its own, shorter deadline in its
+value: a lease whose deadline passed is taken over by compare-and-set on its version, and a holder
+deletes its lease when done only while that deadline has not passed (after it, another container may
+hold it). A container that finds the lease held serves its stale value (STALE) or, on a MISS, polls KV
+for the holder's value until the holder's deadline, then takes the lease over; a MISS waits at most
+``WAIT_FOR_REFRESH_S`` in all.
+
+A failing source never replaces a value: errors are never stored, the stale value keeps being served
+up to the bound, and the failure is counted (``SourceError``). Past the bound, or with no value at all,
+the caller gets ``SourceUnavailable``. A background refresh that failed is not retried by this
+container for ``RETRY_AFTER_FAILURE_S``, so a failing upstream is not asked once per page view.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import functools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Final
+
+from arcturus import background
+from arcturus.errors import ArcturusError, StoreUnavailable, VersionConflict
+from arcturus.kv import MAX_BULK_KEYS, MAX_LIST_LIMIT, MIN_EXPIRATION_TTL, KVNamespace
+from arcturus.observability import logger, metrics
+
+FRESH_FOR_S: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        # One minute longer than the warmup schedule (5 min), so a scheduled run always lands first.
+        "status": 6 * 60,
+        "services": 6 * 60,
+        # Widget data (usage graphs, container lists) changes slower than up/down.
+        "dashboard": 10 * 60,
+    }
+)
+"""How long a value of each kind is fresh, in seconds: the one place freshness is configured."""
+MEMORY_FRESH_S: Final = 60.0
+"""How long a container trusts its copy before looking at KV again (another container may have refreshed)."""
+STALE_BOUND_S: Final = 60 * 60
+"""The oldest value ever served; KV drops values at this age too."""
+LEASE_S: Final = 15.0
+"""How long a refresh may take before another container takes its lease over (above any source timeout)."""
+WAIT_FOR_REFRESH_S: Final = 8.0
+"""The longest a MISS waits for a refresh already running (here or in another container) before giving up
+with SourceUnavailable: below the functions' 10 s timeout, so the caller gets a 503, not a timeout."""
+RETRY_AFTER_FAILURE_S: Final = 10.0
+MEMORY_MAX_ENTRIES: Final = 256
+MEMORY_MAX_BYTES: Final = 8 * 1024 * 1024
+_POLL_S: Final = 0.1
+_LOOKUP_WORKERS: Final = 8
+
+
+class CacheState(enum.StrEnum):
+    """What ``X-Cache`` says about an answer."""
+
+    HIT = "HIT"
+    STALE = "STALE"
+    MISS = "MISS"
+
+
+class SourceUnavailable(ArcturusError):
+    """No value can be served: the source failed and there is no value younger than the stale bound."""
+
+
+class _LeaseBusy(ArcturusError):
+    """Another container holds the refresh lease of the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cached:
+    """A value as the cache answers it."""
+
+    value: Any
+    state: CacheState
+    fetched_at: float
+
+    @property
+    def fetched_at_iso(self) -> str:
+        return iso8601(self.fetched_at)
+
+
+@dataclasses.dataclass(frozen=True)
+class Lookup:
+    """One value to get: its kind (a key of ``FRESH_FOR_S``), its id, and how to fetch it from the source."""
+
+    kind: str
+    id: str
+    fetch: Callable[[], Any]
+
+    @property
+    def key(self) -> str:
+        return cache_key(self.kind, self.id)
+
+
+def cache_key(kind: str, id_: str) -> str:
+    """The KV key of a cached value: ``cache:<kind>:<id>``."""
+    if kind not in FRESH_FOR_S:
+        raise ValueError(f"unknown cache kind {kind!r}; known: {', '.join(FRESH_FOR_S)}")
+    return f"cache:{kind}:{id_}"
+
+
+def iso8601(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# -- the memory tier -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A value in memory: when its source answered, when this container last checked it, its size."""
+
+    value: Any
+    fetched_at: float
+    checked_at: float
+    size: int
+
+
+class MemoryTier:
+    """This container's copies: least-recently-used, bounded by entry count and by bytes, thread-safe.
+
+    ``size`` is the value's JSON length, known anyway because the value travels to and from KV as JSON.
+    A value larger than the whole budget is not kept (it is still served from KV).
+    """
+
+    def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES, max_bytes: int = MEMORY_MAX_BYTES) -> None:
+        self._entries: collections.OrderedDict[str, Entry] = collections.OrderedDict()
+        self._bytes = 0
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Entry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: str, entry: Entry) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            if entry.size > self._max_bytes:
+                return
+            self._entries[key] = entry
+            self._bytes += entry.size
+            while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def stats(self) -> dict[str, Any]:
+        """``{"keys", "oldestEntry", "newestEntry"}``: count, and ISO 8601 fetch times (null when empty)."""
+        with self._lock:
+            times = [entry.fetched_at for entry in self._entries.values()]
+        return {
+            "keys": len(times),
+            "oldestEntry": iso8601(min(times)) if times else None,
+            "newestEntry": iso8601(max(times)) if times else None,
+        }
+
+
+# -- the lease -----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    key: str
+    deadline: float
+
+
+class RefreshLeases:
+    """Who refreshes a key right now, across containers: ``lease:<cache key>`` items in KV.
+
+    Taking a free lease is one conditional put; taking over one whose deadline passed is a strongly
+    consistent read plus a compare-and-set; releasing is one delete.
+    """
+
+    def __init__(
+        self, kv: KVNamespace, *, seconds: float = LEASE_S, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._kv = kv
+        self._seconds = seconds
+        self._clock = clock
+        self._ttl = max(MIN_EXPIRATION_TTL, int(seconds) + 1)
+
+    def acquire(self, key: str) -> Lease | float:
+        """The lease, or the deadline of the container that holds it."""
+        lease_key = f"lease:{key}"
+        deadline = self._clock() + self._seconds
+        value = json.dumps({"owner": uuid.uuid4().hex, "deadline": deadline})
+        try:
+            self._kv.put_if_version(lease_key, value, None, expiration_ttl=self._ttl)
+            return Lease(lease_key, deadline)
+        except VersionConflict:
+            pass
+        held, version = self._kv.get_with_version(lease_key, "json")
+        if held is not None and float(held.get("deadline", 0)) > self._clock():
+            return float(held["deadline"])
+        try:
+            # Free again (released) or abandoned (deadline passed): only one contender's write lands.
+            self._kv.put_if_version(lease_key, value, version, expiration_ttl=self._ttl)
+        except VersionConflict:
+            return self._clock() + self._seconds
+        return Lease(lease_key, deadline)
+
+    def release(self, lease: Lease) -> None:
+        # Past our deadline another container may have taken the lease over: leave it to expire.
+        if self._clock() < lease.deadline:
+            self._kv.delete(lease.key)
+
+
+# -- single-flight -------------------------------------------------------------------------------------
+
+
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.entry: Entry | None = None
+        self.error: BaseException | None = None
+
+
+# -- the cache -----------------------------------------------------------------------------------------
+
+
+class TwoTierCache:
+    """Stale-while-revalidate over this container's memory and the KV namespace.
+
+    ``clock`` (epoch seconds) dates values and is injectable for time travel; waiting for another
+    container's refresh is bounded in real time. ``defer`` runs post-response work (``wait_until``).
+    Values must be JSON-serialisable and are shared between requests: callers must not mutate them.
+    """
+
+    def __init__(
+        self,
+        kv: KVNamespace,
+        *,
+        memory: MemoryTier | None = None,
+        clock: Callable[[], float] = time.time,
+        defer: Callable[[Callable[[], object]], None] = background.wait_until,
+        fresh_for: Mapping[str, float] = FRESH_FOR_S,
+        memory_fresh_s: float = MEMORY_FRESH_S,
+        stale_bound_s: int = STALE_BOUND_S,
+        lease_s: float = LEASE_S,
+        wait_s: float = WAIT_FOR_REFRESH_S,
+    ) -> None:
+        self._kv = kv
+        self.memory = memory if memory is not None else MemoryTier()
+        self._clock = clock
+        self._defer = defer
+        self._fresh_for = fresh_for
+        self._memory_fresh_s = memory_fresh_s
+        self._stale_bound_s = stale_bound_s
+        self._wait_s = wait_s
+        self._leases = RefreshLeases(kv, seconds=lease_s, clock=clock)
+        self._flights: dict[str, _Flight] = {}
+        self._retry_at: dict[str, float] = {}
+        self._scheduled: set[str] = set()
+        self._lock = threading.Lock()
+        self._lookups = ThreadPoolExecutor(max_workers=_LOOKUP_WORKERS, thread_name_prefix="cache-miss")
+
+    # -- reads -----------------------------------------------------------------------------------------
+
+    def get(self, kind: str, id_: str, fetch: Callable[[], Any]) -> Cached:
+        """The value of ``cache:<kind>:<id>``; raises SourceUnavailable when none can be served."""
+        answer = self.get_many([Lookup(kind, id_, fetch)])[0]
+        if isinstance(answer, SourceUnavailable):
+            raise answer
+        return answer
+
+    def get_many(self, lookups: Sequence[Lookup]) -> list[Cached | SourceUnavailable]:
+        """Several values at once: memory first, one KV read for the rest, misses fetched concurrently.
+
+        Each answer is the Cached value or the SourceUnavailable error of that lookup.
+        """
+        now = self._clock()
+        entries = self._current_entries(lookups, now)
+        answers: dict[int, Cached | SourceUnavailable] = {}
+        misses: list[int] = []
+        for index, lookup in enumerate(lookups):
+            found = self._answer(lookup, entries[index], now)
+            if found is None:
+                misses.append(index)
+            else:
+                answers[index] = found
+        answers |= self._fetch_misses(lookups, misses)
+        for answer in answers.values():
+            if isinstance(answer, Cached):
+                metrics.add_metric(name=f"Cache{answer.state.value.title()}", unit="Count", value=1)
+        return [answers[index] for index in range(len(lookups))]
+
+    def _current_entries(self, lookups: Sequence[Lookup], now: float) -> list[Entry | None]:
+        """Each lookup's newest copy: memory, then (past the memory window) KV in one read."""
+        entries = [self.memory.get(lookup.key) for lookup in lookups]
+        to_check = {
+            index: lookup.key
+            for index, (lookup, entry) in enumerate(zip(lookups, entries, strict=True))
+            if entry is None or now - entry.checked_at >= self._memory_fresh_s
+        }
+        if not to_check:
+            return entries
+        try:
+            stored = self._read_kv(sorted(set(to_check.values())), now)
+        except StoreUnavailable as error:
+            # The copies this container holds are still worth serving while DynamoDB is unwell.
+            logger.warning("KV unavailable; answering from memory", extra={"error": str(error)})
+            stored = {}
+        for index, key in to_check.items():
+            entries[index] = self._newest(key, entries[index], stored.get(key), now)
+        return entries
+
+    def _answer(self, lookup: Lookup, entry: Entry | None, now: float) -> Cached | None:
+        """HIT or STALE (refresh queued) from ``entry``; None when it is a MISS."""
+        if entry is None or now - entry.fetched_at >= self._stale_bound_s:
+            return None
+        if now - entry.fetched_at < self._fresh_for[lookup.kind]:
+            return Cached(entry.value, CacheState.HIT, entry.fetched_at)
+        self._schedule_refresh(lookup)
+        return Cached(entry.value, CacheState.STALE, entry.fetched_at)
+
+    def put(self, kind: str, id_: str, value: Any) -> None:
+        """Store a value just fetched from its source in both tiers (the warmup writes this way).
+
+        Raises StoreUnavailable when KV could not take it.
+        """
+        key = cache_key(kind, id_)
+        self._store(key, value, self._clock(), kv_required=True)
+
+    def status(self) -> dict[str, Any]:
+        """``{"memoryCache": {"keys", "oldestEntry", "newestEntry"}, "kvKeys": [...]}``: this container's
+        memory tier, and every key of the KV namespace (not only cache entries), paged through."""
+        return {"memoryCache": self.memory.stats(), "kvKeys": kv_keys(self._kv)}
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _read_kv(self, keys: list[str], now: float) -> dict[str, Entry]:
+        """The KV copies of ``keys``: one GetItem, or one BatchGetItem per hundred keys."""
+        found: dict[str, str | None] = {}
+        if len(keys) == 1:
+            found[keys[0]] = self._kv.get(keys[0])
+        else:
+            for start in range(0, len(keys), MAX_BULK_KEYS):
+                found |= self._kv.get(keys[start : start + MAX_BULK_KEYS])
+        return {key: entry for key, text in found.items() if (entry := _entry(text, now)) is not None}
+
+    def _newest(self, key: str, mine: Entry | None, stored: Entry | None, now: float) -> Entry | None:
+        """Keep whichever copy is newer, and remember that this container checked KV ``now``."""
+        best = (
+            stored if stored is not None and (mine is None or stored.fetched_at >= mine.fetched_at) else mine
+        )
+        if best is not None:
+            best = dataclasses.replace(best, checked_at=now)
+            self.memory.put(key, best)
+        return best
+
+    def _fetch_misses(
+        self, lookups: Sequence[Lookup], misses: list[int]
+    ) -> dict[int, Cached | SourceUnavailable]:
+        def answer(index: int) -> Cached | SourceUnavailable:
+            try:
+                entry = self._fetch_now(lookups[index])
+            except SourceUnavailable as error:
+                return error
+            return Cached(entry.value, CacheState.MISS, entry.fetched_at)
+
+        if len(misses) == 1:
+            return {misses[0]: answer(misses[0])}
+        return dict(zip(misses, self._lookups.map(answer, misses), strict=True))
+
+    def _fetch_now(self, lookup: Lookup) -> Entry:
+        """A MISS: wait for the source (or for whoever fetches it already, here or in another container)."""
+        for _ in range(2):
+            try:
+                return self._single_flight(lookup.key, lambda: self._refresh(lookup, wait=True))
+            except _LeaseBusy:
+                # Joined a background refresh that found the lease held: wait for that holder ourselves.
+                continue
+        raise SourceUnavailable(f"{lookup.key}: another refresh kept the lease")
+
+    def _schedule_refresh(self, lookup: Lookup) -> None:
+        """A STALE answer: refresh after the response, unless already refreshing or backing off."""
+        key = lookup.key
+        with self._lock:
+            if key in self._flights or key in self._scheduled or self._retry_at.get(key, 0) > self._clock():
+                return
+            self._scheduled.add(key)
+        self._defer(functools.partial(self._refresh_in_background, lookup))
+
+    def _refresh_in_background(self, lookup: Lookup) -> None:
+        try:
+            self._single_flight(lookup.key, lambda: self._refresh(lookup, wait=False))
+        except _LeaseBusy:
+            # Another container is refreshing; look at KV again on a request a second from now.
+            self._back_off(lookup.key, 1.0)
+        except (SourceUnavailable, StoreUnavailable) as error:
+            self._back_off(lookup.key, RETRY_AFTER_FAILURE_S)
+            logger.warning(
+                "background refresh failed; the stale value is served meanwhile",
+                extra={"key": lookup.key, "error": str(error)},
+            )
+        finally:
+            with self._lock:
+                self._scheduled.discard(lookup.key)
+
+    def _back_off(self, key: str, seconds: float) -> None:
+        with self._lock:
+            self._retry_at[key] = self._clock() + seconds
+
+    def _single_flight(self, key: str, work: Callable[[], Entry]) -> Entry:
+        """Run ``work`` once per key in this container; concurrent callers share its outcome."""
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            if not flight.done.wait(self._wait_s):
+                raise SourceUnavailable(f"{key}: the refresh in flight did not finish in time")
+            if flight.error is not None:
+                raise flight.error
+            assert flight.entry is not None
+            return flight.entry
+        try:
+            flight.entry = work()
+        except BaseException as error:
+            flight.error = error
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+                if flight.error is None:
+                    self._retry_at.pop(key, None)
+            flight.done.set()
+        return flight.entry
+
+    def _refresh(self, lookup: Lookup, *, wait: bool) -> Entry:
+        """Fetch ``lookup`` from its source under the key's lease and store the value in both tiers.
+
+        In the background (``wait=False``) KV is looked at first: another container may have refreshed
+        already, and a held lease raises _LeaseBusy. In the foreground a held lease is waited for. Once
+        the lease is ours, a strongly consistent read makes sure the previous holder did not just store
+        a fresh value (its write and its release land between our first read and our lease).
+        """
+        key = lookup.key
+        if not wait:
+            fresh = self._fresh_in_kv(lookup, consistent=False)
+            if fresh is not None:
+                return fresh
+        lease = self._take_lease(lookup, wait=wait)
+        if isinstance(lease, Entry):
+            return lease
+        try:
+            fresh = self._fresh_in_kv(lookup, consistent=True)
+            if fresh is not None:
+                return fresh
+            fetched_at = self._clock()
+            try:
+                value = lookup.fetch()
+            except Exception as error:
+                metrics.add_metric(name="SourceError", unit="Count", value=1)
+                logger.warning("source failed", extra={"key": key, "error": str(error)})
+                raise SourceUnavailable(f"{key}: {error}") from error
+            return self._store(key, value, fetched_at)
+        finally:
+            self._leases.release(lease)
+
+    def _fresh_in_kv(self, lookup: Lookup, *, consistent: bool) -> Entry | None:
+        """The KV value of ``lookup`` if it is fresh (then also taken into memory), else None."""
+        now = self._clock()
+        if consistent:
+            raw, _ = self._kv.get_with_version(lookup.key)
+            stored = _entry(raw, now)
+        else:
+            stored = self._read_kv([lookup.key], now).get(lookup.key)
+        if stored is None or now - stored.fetched_at >= self._fresh_for[lookup.kind]:
+            return None
+        return self._newest(lookup.key, self.memory.get(lookup.key), stored, now)
+
+    def _take_lease(self, lookup: Lookup, *, wait: bool) -> Lease | Entry:
+        """The key's lease; or, waiting, the value that the holder stored meanwhile."""
+        give_up = time.monotonic() + self._wait_s
+        while True:
+            held = self._leases.acquire(lookup.key)
+            if isinstance(held, Lease):
+                return held
+            if not wait:
+                raise _LeaseBusy(lookup.key)
+            while self._clock() < held and time.monotonic() < give_up:
+                time.sleep(_POLL_S)
+                fresh = self._fresh_in_kv(lookup, consistent=True)
+                if fresh is not None:
+                    return fresh
+            if time.monotonic() >= give_up:
+                raise SourceUnavailable(f"{lookup.key}: waited too long for another container's refresh")
+
+    def _store(self, key: str, value: Any, fetched_at: float, *, kv_required: bool = False) -> Entry:
+        """Both tiers. A refresh whose KV write fails still serves its value from memory (logged)."""
+        text = json.dumps({"fetchedAt": fetched_at, "data": value}, separators=(",", ":"), ensure_ascii=False)
+        entry = Entry(value, fetched_at, self._clock(), len(text))
+        self.memory.put(key, entry)
+        try:
+            self._kv.put(key, text, expiration_ttl=self._stale_bound_s)
+        except StoreUnavailable as error:
+            if kv_required:
+                raise
+            logger.warning("cache value kept in memory only", extra={"key": key, "error": str(error)})
+        return entry
+
+
+def _entry(text: str | None, now: float) -> Entry | None:
+    """An Entry from its KV envelope ``{"fetchedAt", "data"}``; None for nothing or anything else."""
+    if text is None:
+        return None
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("fetchedAt"), int | float) or "data" not in raw:
+        return None
+    return Entry(raw["data"], float(raw["fetchedAt"]), now, len(text))
+
+
+def kv_keys(kv: KVNamespace, prefix: str = "", *, page_size: int = MAX_LIST_LIMIT) -> list[str]:
+    """Every key name in the namespace under ``prefix``, paged through with the listing cursor."""
+    names: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = kv.list(prefix=prefix, limit=page_size, cursor=cursor)
+        names.extend(key["name"] for key in page["keys"])
+        cursor = page.get("cursor")
+        if page["list_complete"] or not cursor:
+            return names
+
+
+@functools.cache
+def container_cache() -> TwoTierCache:
+    """The container's cache on the configured KV namespace (built on first use, then reused)."""
+    return TwoTierCache(KVNamespace.from_env())

@@ -1,0 +1,55 @@
+"""Secrets from Secrets Manager, cached per container, and bearer tokens checked against them.
+
+A warm container asks Secrets Manager at most once per ``SECRET_MAX_AGE_S`` (Powertools parameters
+cache), so a rotated secret is honoured within that time. Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from typing import Final
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+from arcturus import aws
+from arcturus.http import Problem
+
+SECRET_MAX_AGE_S: Final = 300
+_CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="arcturus"'}
+
+
+@functools.cache
+def _provider() -> SecretsProvider:
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
+
+
+def secret_value(secret_id: str) -> str:
+    """The secret's text (by ARN or name), from the container's cache while it is younger than the max age."""
+    value = _provider().get(secret_id, max_age=SECRET_MAX_AGE_S)
+    if isinstance(value, bytes):
+        return value.decode()
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"secret {secret_id} holds no text")
+    return value
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive), or None."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def bearer_matches(authorization: str | None, secret: str) -> bool:
+    """Whether the header carries exactly ``secret``, compared in constant time."""
+    token = bearer_token(authorization)
+    return token is not None and hmac.compare_digest(token.encode(), secret.encode())
+
+
+def require_bearer(authorization: str | None, secret_id: str) -> None:
+    """Raise a 401 problem unless the header carries the secret ``secret_id`` as its bearer token."""
+    if bearer_token(authorization) is None:
+        raise Problem(401, "Send the warmup secret as 'Authorization: Bearer <secret>'.", headers=_CHALLENGE)
+    if not bearer_matches(authorization, secret_value(secret_id)):
+        raise Problem(401, "The bearer token is not the warmup secret.", headers=_CHALLENGE)

@@ -1,0 +1,312 @@
+"""The upstream sources behind status, services and the dashboard: their configuration, and asking them.
+
+One JSON document configures every source: ``SOURCES_CONFIG`` holds it directly (local runs), else the
+SSM parameter named by ``SOURCES_PARAMETER`` does (read through Powertools parameters, cached for
+``CONFIG_MAX_AGE_S``, so an edit reaches warm containers within that time)::
+
+    {"services": [{"id": "git", "name": "Gitea", "url": "https://git.example.net/health",
+                   "timeoutMs": 2000}],
+     "widgets": {"system-health": {"url": "https://metrics.example.net/system", "timeoutMs": 3000}}}
+
+Services are health-checked (HTTP GET; up below status 400, else or on no answer down, with status code
+and latency); a down service is a result, not an error. Widgets answer JSON that the dashboard shows as
+it is; any failure there is a ``SourceError``. Requests go over one pooled set of HTTP connections,
+without retries (an answer that needs a retry is late anyway), each bounded by its source's timeout,
+and several sources are asked at once with ``gather``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+import urllib3
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from arcturus import aws
+from arcturus.cache import iso8601
+from arcturus.errors import ArcturusError
+from arcturus.roles import Widget
+
+SOURCES_CONFIG_ENV: Final = "SOURCES_CONFIG"
+SOURCES_PARAMETER_ENV: Final = "SOURCES_PARAMETER"
+CONFIG_MAX_AGE_S: Final = 300
+DEFAULT_TIMEOUT_MS: Final = 3000
+MAX_TIMEOUT_MS: Final = 10_000
+"""Above any source's timeout, a refresh would outlive its cache lease (``arcturus.cache.LEASE_S``)."""
+MAX_SERVICES: Final = 50
+MAX_BODY_BYTES: Final = 1024 * 1024
+GATHER_MARGIN_S: Final = 0.5
+"""What ``gather`` allows beyond the slowest timeout for thread hand-off and connection set-up."""
+USER_AGENT: Final = "arcturus-prime-status/1.0"
+
+T = TypeVar("T")
+
+
+class SourcesConfigInvalid(ArcturusError):
+    """The sources document is missing or does not validate."""
+
+
+class SourceError(ArcturusError):
+    """A source did not give a usable answer."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+# -- configuration -------------------------------------------------------------------------------------
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+Url = Annotated[str, AfterValidator(_http_url)]
+TimeoutMs = Annotated[int, Field(ge=100, le=MAX_TIMEOUT_MS)]
+
+
+class ServiceSource(_Model):
+    """A service whose health endpoint is checked."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    name: str = Field(min_length=1, max_length=100)
+    url: Url
+    timeout_ms: TimeoutMs = DEFAULT_TIMEOUT_MS
+
+
+class WidgetSource(_Model):
+    """The upstream that answers a dashboard widget's JSON."""
+
+    url: Url
+    timeout_ms: TimeoutMs = DEFAULT_TIMEOUT_MS
+
+
+def _unique_ids(services: list[ServiceSource]) -> list[ServiceSource]:
+    ids = [service.id for service in services]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"service ids must be unique: {sorted(i for i in set(ids) if ids.count(i) > 1)}")
+    return services
+
+
+class SourcesConfig(_Model):
+    """Every upstream source."""
+
+    services: Annotated[list[ServiceSource], Field(max_length=MAX_SERVICES), AfterValidator(_unique_ids)] = []
+    widgets: dict[Widget, WidgetSource] = {}
+
+    @property
+    def timeout_s(self) -> float:
+        """The slowest source's timeout: what asking all of them at once takes at most."""
+        timeouts = [s.timeout_ms for s in self.services] + [w.timeout_ms for w in self.widgets.values()]
+        return max(timeouts, default=DEFAULT_TIMEOUT_MS) / 1000
+
+
+def parse_config(text: str | bytes) -> SourcesConfig:
+    """Validate the sources document; raises SourcesConfigInvalid naming each wrong field."""
+    return _parse(text if isinstance(text, str) else text.decode("utf-8", errors="replace"))
+
+
+@functools.lru_cache(maxsize=4)
+def _parse(text: str) -> SourcesConfig:
+    # Cached on the text: a warm container validates the document again only when it changed.
+    try:
+        return SourcesConfig.model_validate_json(text)
+    except ValidationError as error:
+        raise SourcesConfigInvalid(f"the sources configuration is invalid: {error}") from error
+
+
+@functools.cache
+def _ssm() -> SSMProvider:
+    return SSMProvider(boto3_client=aws.client("ssm"))
+
+
+def load_config() -> SourcesConfig:
+    """The configured sources: ``SOURCES_CONFIG`` if set, else the SSM parameter ``SOURCES_PARAMETER``."""
+    text = os.environ.get(SOURCES_CONFIG_ENV)
+    if text is None:
+        name = os.environ.get(SOURCES_PARAMETER_ENV)
+        if not name:
+            raise SourcesConfigInvalid(f"neither {SOURCES_CONFIG_ENV} nor {SOURCES_PARAMETER_ENV} is set")
+        try:
+            value = _ssm().get(name, max_age=CONFIG_MAX_AGE_S)
+        except GetParameterError as error:
+            raise SourcesConfigInvalid(f"the sources parameter {name} could not be read: {error}") from error
+        if not isinstance(value, str | bytes):
+            raise SourcesConfigInvalid(f"the sources parameter {name} holds no text")
+        text = value if isinstance(value, str) else value.decode()
+    return parse_config(text)
+
+
+# -- asking the sources --------------------------------------------------------------------------------
+
+# One pool per host, enough connections each for every widget and a few services sharing a host: warm
+# containers reuse their TCP and TLS sessions.
+_http = urllib3.PoolManager(
+    num_pools=MAX_SERVICES + 8,
+    maxsize=10,
+    retries=False,
+    headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+)
+_askers = ThreadPoolExecutor(max_workers=MAX_SERVICES + 16, thread_name_prefix="sources")
+
+
+def _get(url: str, timeout_ms: int) -> urllib3.BaseHTTPResponse:
+    timeout = timeout_ms / 1000
+    return _http.request(
+        "GET",
+        url,
+        timeout=urllib3.Timeout(total=timeout, connect=timeout, read=timeout),
+        preload_content=False,
+        redirect=False,
+    )
+
+
+def _reason(error: Exception, timeout_ms: int) -> str:
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason
+    # Most specific first: NameResolutionError is a NewConnectionError, which is a ConnectTimeoutError.
+    if isinstance(error, urllib3.exceptions.NameResolutionError):
+        return "host name not found"
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        return "connection failed"
+    if isinstance(error, urllib3.exceptions.TimeoutError):
+        return f"no answer within {timeout_ms} ms"
+    if isinstance(error, urllib3.exceptions.ProtocolError):
+        return "connection dropped mid-answer"
+    return f"request failed ({type(error).__name__})"
+
+
+def _release(response: urllib3.BaseHTTPResponse, *, drain: bool) -> None:
+    """Give the connection back to the pool only once its response was read to the end.
+
+    A connection returned with unread body bytes would hand them to the next request as its answer;
+    one that cannot be drained (or is not worth it) is closed instead, and the pool opens a new one.
+    """
+    try:
+        if drain:
+            response.drain_conn()
+        else:
+            response.close()
+    except (urllib3.exceptions.HTTPError, OSError):
+        response.close()
+    finally:
+        response.release_conn()
+
+
+def check_service(service: ServiceSource, *, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """Health-check ``service``: ``{"id", "name", "status": "up"|"down", "statusCode", "latencyMs",
+    "checkedAt"}`` plus ``"error"`` when down. Never raises: a down service is what a check reports."""
+    checked: dict[str, Any] = {"id": service.id, "name": service.name, "checkedAt": iso8601(clock())}
+    started = time.monotonic()
+    try:
+        response = _get(service.url, service.timeout_ms)
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        latency = round((time.monotonic() - started) * 1000)
+        return checked | {
+            "status": "down",
+            "statusCode": None,
+            "latencyMs": latency,
+            "error": _reason(error, service.timeout_ms),
+        }
+    latency = round((time.monotonic() - started) * 1000)
+    _release(response, drain=True)
+    if response.status >= 400:
+        return checked | {
+            "status": "down",
+            "statusCode": response.status,
+            "latencyMs": latency,
+            "error": f"HTTP {response.status}",
+        }
+    return checked | {"status": "up", "statusCode": response.status, "latencyMs": latency}
+
+
+def fetch_widget(name: str, widget: WidgetSource) -> Any:
+    """The JSON ``widget``'s upstream answers; raises SourceError for anything but a 2xx JSON answer."""
+    source = f"dashboard:{name}"
+    try:
+        response = _get(widget.url, widget.timeout_ms)
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise SourceError(source, _reason(error, widget.timeout_ms)) from error
+    body = b""
+    try:
+        if not 200 <= response.status < 300:
+            raise SourceError(source, f"HTTP {response.status}")
+        body = response.read(MAX_BODY_BYTES + 1)
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise SourceError(source, _reason(error, widget.timeout_ms)) from error
+    finally:
+        # An error page is short and worth draining; the rest of an oversized body is not.
+        _release(response, drain=len(body) <= MAX_BODY_BYTES)
+    if len(body) > MAX_BODY_BYTES:
+        raise SourceError(source, f"answer larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise SourceError(source, "answer is not JSON") from error
+
+
+def gather(tasks: Mapping[str, Callable[[], T]], timeout_s: float) -> dict[str, T | Exception]:
+    """Run every task at once; each result, or its exception, by name, within ``timeout_s`` in all.
+
+    A task not done by then is reported as a SourceError and left to finish on its own. Tasks must
+    not call ``gather`` themselves: they run on the pool that ``gather`` waits for.
+    """
+    futures = {name: _askers.submit(task) for name, task in tasks.items()}
+    done, _ = concurrent.futures.wait(futures.values(), timeout=timeout_s)
+    results: dict[str, T | Exception] = {}
+    for name, future in futures.items():
+        if future not in done:
+            future.cancel()
+            results[name] = SourceError(name, f"no answer within {round(timeout_s * 1000)} ms")
+            continue
+        error = future.exception()
+        if error is None:
+            results[name] = future.result()
+        elif isinstance(error, Exception):
+            results[name] = error
+        else:
+            raise error
+    return results
+
+
+def check_services(config: SourcesConfig) -> list[dict[str, Any]]:
+    """Health-check every configured service at once, in configuration order."""
+    checks = gather(
+        {service.id: functools.partial(check_service, service) for service in config.services},
+        config.timeout_s + GATHER_MARGIN_S,
+    )
+    return [as_check(service, checks[service.id]) for service in config.services]
+
+
+def as_check(service: ServiceSource, result: dict[str, Any] | Exception) -> dict[str, Any]:
+    """A check result as ``gather`` gave it: a check that ran out of time is a down service."""
+    if not isinstance(result, Exception):
+        return result
+    return {
+        "id": service.id,
+        "name": service.name,
+        "checkedAt": iso8601(time.time()),
+        "status": "down",
+        "statusCode": None,
+        "latencyMs": None,
+        "error": result.reason if isinstance(result, SourceError) else str(result),
+    }

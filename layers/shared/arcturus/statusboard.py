@@ -1,0 +1,172 @@
+"""What /api/status, /api/services and /api/dashboard show, read through the two-tier cache.
+
+Three kinds of cached value (``arcturus.cache.FRESH_FOR_S``):
+
+- ``cache:services:all``: every service's health check, ``{"services": [...], "checkedAt"}``;
+- ``cache:status:summary``: the infrastructure summary derived from the same checks (overall state,
+  counts, which services are down);
+- ``cache:dashboard:<widget>``: one widget's upstream JSON.
+
+The sources configuration is read inside the fetch functions, so a request answered from the cache
+never touches it. The warmup writes the same values with the same builders (``services_report``,
+``status_summary``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from aws_lambda_powertools.event_handler import Response
+
+from arcturus import sources
+from arcturus.cache import Cached, CacheState, Lookup, SourceUnavailable, TwoTierCache, iso8601
+from arcturus.http import Problem
+from arcturus.roles import DashboardProfile
+from arcturus.sources import SourceError, SourcesConfig
+
+STATUS: Final = ("status", "summary")
+SERVICES: Final = ("services", "all")
+DASHBOARD: Final = "dashboard"
+RETRY_AFTER_S: Final = 30
+
+ConfigLoader = Callable[[], SourcesConfig]
+
+
+def services_report(checks: list[dict[str, Any]], checked_at: float) -> dict[str, Any]:
+    """The value of ``cache:services:all``."""
+    return {"services": checks, "checkedAt": iso8601(checked_at)}
+
+
+def status_summary(checks: list[dict[str, Any]], checked_at: float) -> dict[str, Any]:
+    """The value of ``cache:status:summary``: ``operational`` when every service is up, ``outage`` when
+    none is, ``degraded`` in between, ``unknown`` with no service configured."""
+    down = [check for check in checks if check["status"] != "up"]
+    up = len(checks) - len(down)
+    if not checks:
+        overall = "unknown"
+    elif not down:
+        overall = "operational"
+    elif not up:
+        overall = "outage"
+    else:
+        overall = "degraded"
+    latencies = [check["latencyMs"] for check in checks if check["status"] == "up"]
+    return {
+        "status": overall,
+        "services": {"total": len(checks), "up": up, "down": len(down)},
+        "down": [{"id": c["id"], "name": c["name"], "error": c.get("error")} for c in down],
+        "averageLatencyMs": round(sum(latencies) / len(latencies)) if latencies else None,
+        "checkedAt": iso8601(checked_at),
+    }
+
+
+def answer(body: Any, state: CacheState) -> Response[str]:
+    """A cached route's 200 answer, saying in ``X-Cache`` how it was served."""
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=json.dumps(body, separators=(",", ":")),
+        headers={"X-Cache": state.value, "Cache-Control": "private, no-cache"},
+    )
+
+
+def reason(error: SourceUnavailable) -> str:
+    """Why a source gave nothing, in words fit for a caller (configuration details stay in the logs)."""
+    cause = error.__cause__
+    return cause.reason if isinstance(cause, SourceError) else "the source did not answer"
+
+
+def unavailable(error: SourceUnavailable) -> Problem:
+    return Problem(
+        503,
+        f"The upstream source did not answer and no recent value is cached: {reason(error)}.",
+        title="Source unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+class StatusBoard:
+    """The cached views behind the status routes; ``config`` is only called when a source is asked."""
+
+    def __init__(self, cache: TwoTierCache, config: ConfigLoader = sources.load_config) -> None:
+        self._cache = cache
+        self._config = config
+
+    def status(self) -> Response[str]:
+        return self._answer(*STATUS, lambda: status_summary(*self._check()))
+
+    def services(self) -> Response[str]:
+        return self._answer(*SERVICES, lambda: services_report(*self._check()))
+
+    def dashboard(self, profiles: Sequence[DashboardProfile], profile_id: str | None) -> Response[str]:
+        """The widgets of ``profile_id`` (default: the first profile), each with its data or its error.
+
+        503 only when every widget failed; the answer's ``X-Cache`` is its least fresh widget's state.
+        """
+        profile = _choose(profiles, profile_id)
+        listing = [{"id": p.id, "name": p.name} for p in profiles]
+        if profile is None:
+            return answer({"profile": None, "profiles": listing, "widgets": []}, CacheState.HIT)
+        widgets = list(dict.fromkeys(profile.widgets))
+        results = dict(
+            zip(
+                widgets,
+                self._cache.get_many([Lookup(DASHBOARD, w, self._widget_fetcher(w)) for w in widgets]),
+                strict=True,
+            )
+        )
+        failed = [r for r in results.values() if isinstance(r, SourceUnavailable)]
+        if widgets and len(failed) == len(widgets):
+            raise unavailable(failed[0])
+        body = {
+            "profile": {"id": profile.id, "name": profile.name},
+            "profiles": listing,
+            "widgets": [_widget(w, results[w]) for w in profile.widgets],
+        }
+        states = {r.state for r in results.values() if isinstance(r, Cached)}
+        worst = next((s for s in (CacheState.MISS, CacheState.STALE) if s in states), CacheState.HIT)
+        return answer(body, worst)
+
+    def _answer(self, kind: str, id_: str, fetch: Callable[[], Any]) -> Response[str]:
+        try:
+            cached = self._cache.get(kind, id_, fetch)
+        except SourceUnavailable as error:
+            raise unavailable(error) from error
+        return answer(cached.value, cached.state)
+
+    def _check(self) -> tuple[list[dict[str, Any]], float]:
+        checked_at = time.time()
+        return sources.check_services(self._config()), checked_at
+
+    def _widget_fetcher(self, widget: str) -> Callable[[], Any]:
+        def fetch() -> Any:
+            source = next((s for name, s in self._config().widgets.items() if name == widget), None)
+            if source is None:
+                raise SourceError(f"{DASHBOARD}:{widget}", "no upstream configured for this widget")
+            return sources.fetch_widget(widget, source)
+
+        return fetch
+
+
+def _choose(profiles: Sequence[DashboardProfile], profile_id: str | None) -> DashboardProfile | None:
+    if profile_id is None:
+        return profiles[0] if profiles else None
+    for profile in profiles:
+        if profile.id == profile_id:
+            return profile
+    known = ", ".join(p.id for p in profiles) or "none"
+    raise Problem(404, f"You have no dashboard profile {profile_id!r} (yours: {known}).")
+
+
+def _widget(widget: str, result: Cached | SourceUnavailable) -> dict[str, Any]:
+    if isinstance(result, SourceUnavailable):
+        return {"id": widget, "error": reason(result)}
+    return {
+        "id": widget,
+        "data": result.value,
+        "fetchedAt": result.fetched_at_iso,
+        "cache": result.state.value,
+    }

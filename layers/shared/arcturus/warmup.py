@@ -1,0 +1,101 @@
+"""The cache warmup: every source and the roles document asked at once, the answers written to KV.
+
+Run by the EventBridge schedule and by ``POST /api/cache/warmup`` (bearer secret). All sources are asked
+concurrently, each within its own timeout, so one slow or failing source holds up nobody and the run
+takes about the slowest timeout. What answered is written to both cache tiers (``warmed``); what did
+not is reported (``failed``) and its cached value, if any, is left alone. A down service is both: the
+services and status entries are written (down is what they report) and the service is listed in
+``failed`` with its error, so an operator sees it.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from arcturus import http, sources
+from arcturus.cache import TwoTierCache
+from arcturus.observability import logger, metrics, tracer
+from arcturus.sources import SourceError, SourcesConfig
+from arcturus.statusboard import DASHBOARD, SERVICES, STATUS, services_report, status_summary
+
+ROLES: Final = "roles"
+WRITE_TIMEOUT_S: Final = 5.0
+"""How long the KV writes of a run may take (all at once), DynamoDB's own retries included."""
+
+
+def run(cache: TwoTierCache, config: SourcesConfig, refresh_roles: Callable[[], object]) -> dict[str, Any]:
+    """Warm every cache entry: ``{"warmed": [...], "failed": [{"source", "error"}], "durationMs"}``."""
+    started = time.monotonic()
+    checked_at = time.time()
+    asks: dict[str, Callable[[], Any]] = {
+        f"service:{s.id}": functools.partial(sources.check_service, s) for s in config.services
+    }
+    asks |= {
+        f"{DASHBOARD}:{w}": functools.partial(sources.fetch_widget, w, src)
+        for w, src in config.widgets.items()
+    }
+    asks[ROLES] = refresh_roles
+    answers = sources.gather(asks, config.timeout_s + sources.GATHER_MARGIN_S)
+
+    checks = [sources.as_check(s, answers[f"service:{s.id}"]) for s in config.services]
+    failed = [{"source": f"service:{c['id']}", "error": c["error"]} for c in checks if c["status"] != "up"]
+    writes: dict[str, Callable[[], None]] = {
+        STATUS[0]: functools.partial(cache.put, *STATUS, status_summary(checks, checked_at)),
+        SERVICES[0]: functools.partial(cache.put, *SERVICES, services_report(checks, checked_at)),
+    }
+    for widget in config.widgets:
+        name = f"{DASHBOARD}:{widget}"
+        if isinstance(answers[name], Exception):
+            failed.append({"source": name, "error": _why(answers[name])})
+        else:
+            writes[name] = functools.partial(cache.put, DASHBOARD, widget, answers[name])
+    written = sources.gather(writes, WRITE_TIMEOUT_S)
+    warmed = [name for name, outcome in written.items() if not isinstance(outcome, Exception)]
+    failed += [{"source": n, "error": _why(o)} for n, o in written.items() if isinstance(o, Exception)]
+    if isinstance(answers[ROLES], Exception):
+        failed.append({"source": ROLES, "error": _why(answers[ROLES])})
+    else:
+        warmed.append(ROLES)
+
+    if failed:
+        metrics.add_metric(name="SourceError", unit="Count", value=len(failed))
+    result = {"warmed": warmed, "failed": failed, "durationMs": round((time.monotonic() - started) * 1000)}
+    logger.info("cache warmed", extra=result)
+    return result
+
+
+def _why(error: Any) -> str:
+    return error.reason if isinstance(error, SourceError) else f"{type(error).__name__}: {error}"
+
+
+def is_scheduled_event(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` is what an EventBridge schedule sends (rather than an HTTP API request)."""
+    return event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event"
+
+
+def lambda_handler(
+    app: APIGatewayHttpResolver, on_schedule: Callable[[], dict[str, Any]]
+) -> http.LambdaHandler:
+    """The handler of a function with both an HTTP route and a schedule: HTTP API events go to ``app``,
+    scheduled events run ``on_schedule`` with the same logging, tracing and metrics."""
+    http_handler = http.lambda_handler(app)
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def scheduled(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return on_schedule()
+
+    def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if is_scheduled_event(event):
+            result: dict[str, Any] = scheduled(event, context)
+            return result
+        return http_handler(event, context)
+
+    return handler
