@@ -15,7 +15,6 @@ import pytest
 
 from arcturus import aws
 from arcturus.kv import KVNamespace
-from arcturus.observability import metrics
 from arcturus.roles import ROLES_KEY
 from tests.unit.support import (
     ADMIN,
@@ -31,13 +30,6 @@ from tests.unit.support import (
     provision,
     roles_document,
 )
-
-
-@pytest.fixture(autouse=True)
-def metrics_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The namespace template.yaml gives every function; the shared Metrics was built before the test set
-    the environment, and flushing a metric without one fails."""
-    monkeypatch.setattr(metrics, "namespace", "ArcturusTest")
 
 
 @pytest.fixture

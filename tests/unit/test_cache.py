@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -100,13 +100,6 @@ def calls(dynamodb: Any) -> DynamoCalls:
 @pytest.fixture
 def cache(kv: KVNamespace, clock: Clock, deferred: Deferred) -> TwoTierCache:
     return TwoTierCache(kv, clock=clock, defer=deferred)
-
-
-@pytest.fixture(autouse=True)
-def fresh_metrics() -> Iterator[None]:
-    metrics.clear_metrics()
-    yield
-    metrics.clear_metrics()
 
 
 def counted(name: str) -> int:

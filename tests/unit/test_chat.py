@@ -34,15 +34,6 @@ from tests.conftest import Clock
 from tests.unit.support import Mailbox, cold_start, http_event, invoke, json_body, load_function
 
 
-@pytest.fixture(autouse=True)
-def emf_namespace(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Metrics are flushed at the end of each invocation, which needs a namespace (Lambda has it in env)."""
-    monkeypatch.setattr(metrics, "namespace", "ArcturusTest")
-    metrics.clear_metrics()
-    yield
-    metrics.clear_metrics()
-
-
 @pytest.fixture
 def function(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setenv("CHAT_PROVIDER", "local")

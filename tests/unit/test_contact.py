@@ -20,7 +20,6 @@ from arcturus import aws
 from arcturus.contact import IDEMPOTENCY_PARTITION, IDEMPOTENCY_TTL_S, ContactInbox, ContactMessage
 from arcturus.http import Problem
 from arcturus.kv import KVNamespace
-from arcturus.observability import metrics
 from tests.conftest import TABLE, Clock
 from tests.unit.support import (
     FakeContext,
@@ -34,15 +33,6 @@ from tests.unit.support import (
 )
 
 MESSAGE = {"name": "Ada Lovelace", "email": "ada@example.org", "message": "Hello from the contact form."}
-
-
-@pytest.fixture(autouse=True)
-def emf_namespace(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Metrics are flushed at the end of each invocation, which needs a namespace (Lambda has it in env)."""
-    monkeypatch.setattr(metrics, "namespace", "ArcturusTest")
-    metrics.clear_metrics()
-    yield
-    metrics.clear_metrics()
 
 
 @pytest.fixture

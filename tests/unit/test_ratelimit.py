@@ -35,15 +35,6 @@ WINDOW_START = 1_700_000_040  # a multiple of 60: a window starts here
 IP = "203.0.113.9"
 
 
-@pytest.fixture(autouse=True)
-def emf_namespace(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Metrics flush every 100 values, which needs a namespace; Lambda's comes from the environment."""
-    monkeypatch.setattr(metrics, "namespace", "ArcturusTest")
-    metrics.clear_metrics()
-    yield
-    metrics.clear_metrics()
-
-
 @pytest.fixture
 def clock() -> Clock:
     """18 s into a window, so 42 s remain."""

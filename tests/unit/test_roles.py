@@ -15,7 +15,6 @@ from arcturus import admins
 from arcturus.errors import StoreUnavailable, VersionConflict
 from arcturus.http import field_errors
 from arcturus.kv import KVNamespace
-from arcturus.observability import metrics
 from arcturus.roles import (
     MEMORY_TTL_S,
     PROFILE_SAVE_ATTEMPTS,
@@ -31,13 +30,6 @@ from arcturus.roles import (
 )
 from tests.conftest import Clock
 from tests.unit.support import ADMIN, DEMO, MEMBER, DynamoDBCalls, roles_document
-
-
-@pytest.fixture(autouse=True)
-def metrics_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The namespace template.yaml gives every function: the shared Metrics was built before the test
-    set the environment, and its automatic flush at 100 values (write conflicts) fails without one."""
-    monkeypatch.setattr(metrics, "namespace", "ArcturusTest")
 
 
 def errors_of(data: Any) -> dict[str, str]:

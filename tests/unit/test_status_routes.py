@@ -14,7 +14,6 @@ import pytest
 from arcturus import background
 from arcturus.cache import FRESH_FOR_S, STALE_BOUND_S, container_cache
 from arcturus.kv import KVNamespace
-from arcturus.observability import metrics
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from tests.unit.support import (
     ADMIN,
@@ -32,14 +31,6 @@ from tests.unit.support import (
 )
 
 GUEST = "guest@example.com"
-
-
-@pytest.fixture(autouse=True)
-def metrics_namespace(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(metrics, "namespace", "ArcturusTest")
-    metrics.clear_metrics()
-    yield
-    metrics.clear_metrics()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import boto3
 import pytest
 
 from arcturus.kv import KVNamespace
-from arcturus.observability import metrics
 from arcturus.roles import roles_store
 from arcturus.secrets import bearer_matches, bearer_token
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
@@ -40,11 +39,6 @@ ALL_WARMED = [
     "dashboard:network",
     "roles",
 ]
-
-
-@pytest.fixture(autouse=True)
-def metrics_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "namespace", "ArcturusTest")
 
 
 @pytest.fixture
