@@ -102,4 +102,3 @@ def clock() -> Clock:
 def kv(dynamodb: Any, clock: Clock) -> KVNamespace:
     """The ARGOBOX_CACHE namespace on the moto table, on the test's clock."""
     return KVNamespace(TABLE, client=dynamodb, clock=clock)
-
