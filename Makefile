@@ -50,7 +50,7 @@ template: $(VENV)/.installed $(VENV_SAM)/.installed  ## cfn-lint, sam validate -
 	PATH="$(CURDIR)/$(VENV_SAM)/bin:$$PATH" $(SAM) build --template-file template.yaml --parallel --cached
 	@du -sh .aws-sam/build/SharedLayer | awk '{print "built layer size: " $$1}'
 
-bench: $(VENV)/.installed  ## measure DynamoDB requests and capacity per operation
+bench: $(VENV)/.installed  ## per route: init and handler time, DynamoDB requests, layer size, cost (bench/results/latest.json)
 	PYTHONPATH=layers/shared:. $(PY) -m bench
 
 clean:  ## remove build output and local data (not the virtual environments)

@@ -1,1 +1,1 @@
-"""`make bench`: what each operation and route costs, measured on in-process moto (not timed tests)."""
+"""`make bench`: what each operation and route costs and how long it takes (measured, not timed tests)."""

@@ -15,7 +15,7 @@ from typing import Any
 from arcturus import aws
 from arcturus.kv import KVNamespace
 from arcturus.roles import ROLES_KEY, roles_store
-from bench.aws import TABLE, kv_table
+from bench.aws import TABLE, handler_output_discarded, kv_table
 from bench.meter import DynamoMeter
 from tests.unit.support import ADMIN, MEMBER, claims_for, http_event, invoke, load_function, roles_document
 
@@ -59,7 +59,7 @@ def _requests(setup: KVNamespace) -> list[tuple[str, str, EventBuilder]]:
 
 def run() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    with kv_table() as setup_client:
+    with kv_table() as setup_client, handler_output_discarded():
         setup = KVNamespace(TABLE, client=setup_client)
         meter = DynamoMeter(aws.dynamodb())  # the client the functions use
         for extra_users in (0, 300):

@@ -1,8 +1,12 @@
-"""An in-process moto account with the KV table, for benchmarks (the same shape template.yaml declares)."""
+"""The AWS side of the in-process benchmarks: a moto account with the KV table, and quiet handlers."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,14 +15,15 @@ import boto3
 from moto import mock_aws
 
 TABLE = "arcturus-kv-bench"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
 
 
 @contextmanager
 def kv_table() -> Iterator[Any]:
-    """Yield a DynamoDB client on moto with the KV table created; env points handlers at it."""
+    """Yield a DynamoDB client on moto with the KV table created as template.yaml declares it; the
+    environment points handlers at it."""
     os.environ.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
+        FAKE_CREDENTIALS,
         AWS_DEFAULT_REGION="us-east-1",
         AWS_REGION="us-east-1",
         KV_TABLE_NAME=TABLE,
@@ -32,11 +37,37 @@ def kv_table() -> Iterator[Any]:
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(
             TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
             AttributeDefinitions=[
                 {"AttributeName": "pk", "AttributeType": "S"},
                 {"AttributeName": "sk", "AttributeType": "S"},
             ],
             BillingMode="PAY_PER_REQUEST",
         )
+        client.update_time_to_live(
+            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
         yield client
+
+
+@contextmanager
+def handler_output_discarded() -> Iterator[None]:
+    """Call handlers in this process without their logs and EMF metrics drowning the tables.
+
+    The shared Metrics was built before ``kv_table()`` set the environment, so it gets its namespace
+    here; buffered metrics are dropped on the way out so a later section flushes none of them.
+    """
+    from arcturus.observability import metrics
+
+    metrics.namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "No application metrics to publish", once per request
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+        metrics.clear_metrics()

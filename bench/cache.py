@@ -5,16 +5,14 @@ loopback. Each state is prepared, then one request is measured, ``REPEAT`` times
 shown): MISS (empty KV, new container), HIT from memory (the same container again), HIT from KV (a new
 container, a fresh value another one stored), STALE (a new container, a value past its freshness).
 "Request" columns count what happened before the handler returned; "after" columns the post-response
-refresh (``wait_until``), run to completion before the next sample. DynamoDB requests are counted with
-a botocore event hook on the functions' client (by operation, thread-safe: a dashboard miss fetches its
-widgets at once); the roles document is kept warm so only the cache's
-requests show. The last row is one warmup run (the EventBridge schedule's event).
+refresh (``wait_until``), run to completion before the next sample. DynamoDB requests are counted by
+``DynamoMeter`` on the functions' client (by operation; a dashboard miss fetches its widgets at once);
+the roles document is kept warm so only the cache's requests show. The last row is one warmup run (the
+EventBridge schedule's event).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import statistics
@@ -26,13 +24,12 @@ from typing import Any
 from arcturus import aws, background
 from arcturus.cache import FRESH_FOR_S, container_cache
 from arcturus.kv import KVNamespace
-from arcturus.observability import logger, metrics
 from arcturus.roles import ROLES_KEY, roles_store
-from bench.aws import TABLE, kv_table
+from bench.aws import TABLE, handler_output_discarded, kv_table
+from bench.meter import DynamoMeter
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from tests.unit.support import (
     ADMIN,
-    DynamoDBCalls,
     FakeContext,
     claims_for,
     http_event,
@@ -56,8 +53,8 @@ STATES = ["MISS", "HIT (memory)", "HIT (KV)", "STALE"]
 
 
 class _Bench:
-    def __init__(self, setup: KVNamespace, server: DemoServer, calls: DynamoDBCalls) -> None:
-        self.setup, self.server, self.calls = setup, server, calls
+    def __init__(self, setup: KVNamespace, server: DemoServer, meter: DynamoMeter) -> None:
+        self.setup, self.server, self.meter = setup, server, meter
 
     def upstream_calls(self) -> int:
         return sum(self.server.upstream.calls.values())
@@ -99,15 +96,15 @@ class _Bench:
         row: dict[str, Any] = {}
         for _ in range(REPEAT):
             request = self.prepare(state, directory, path, keys)
-            self.calls.reset()
+            self.meter.reset()
             upstream = self.upstream_calls()
             started = time.perf_counter()
             response = request()
             times.append((time.perf_counter() - started) * 1000)
-            in_request = Counter(self.calls.operations)
+            in_request = Counter(self.meter.requests)
             upstream_in_request = self.upstream_calls() - upstream
             background.drain(30)
-            after = Counter(self.calls.operations) - in_request
+            after = Counter(self.meter.requests) - in_request
             row = {
                 "route": route,
                 "state": state,
@@ -124,7 +121,7 @@ class _Bench:
     def warmup(self) -> dict[str, Any]:
         os.environ["CACHE_WARMUP_SECRET_ARN"] = "arn:unused-by-the-schedule"  # noqa: S105 - not a secret
         module = self.new_container("cache_warmup")
-        self.calls.reset()
+        self.meter.reset()
         upstream = self.upstream_calls()
         started = time.perf_counter()
         result = module.handler(
@@ -135,7 +132,7 @@ class _Bench:
             "state": f"{len(result['warmed'])} warmed, {len(result['failed'])} failed",
             "X-Cache": "",
             "upstream (request)": self.upstream_calls() - upstream,
-            "DynamoDB (request)": _ops(Counter(self.calls.operations)),
+            "DynamoDB (request)": _ops(self.meter.requests),
             "handler ms (median)": round((time.perf_counter() - started) * 1000, 2),
             "upstream (after)": 0,
             "DynamoDB (after)": "",
@@ -148,20 +145,17 @@ def _ops(requests: Counter[str]) -> str:
 
 def run() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    logger.setLevel("ERROR")  # request logs would drown the table
-    metrics.namespace = "ArcturusBench"  # the shared Metrics was built before kv_table() set the environment
     server, base_url = start_demo_upstream()
     os.environ["SOURCES_CONFIG"] = json.dumps(demo_sources_config(base_url))
     try:
-        with kv_table() as setup_client, contextlib.redirect_stdout(io.StringIO()):
+        with kv_table() as setup_client, handler_output_discarded():
             setup = KVNamespace(TABLE, client=setup_client)
             setup.put(ROLES_KEY, json.dumps(roles_document()))
             roles_store.cache_clear()
-            with DynamoDBCalls(aws.dynamodb()) as calls:  # the client the functions use
-                bench = _Bench(setup, server, calls)
-                for route, directory, path, keys in ROUTES:
-                    rows += [bench.measure(route, directory, path, keys, state) for state in STATES]
-                rows.append(bench.warmup())
+            bench = _Bench(setup, server, DynamoMeter(aws.dynamodb()))  # the client the functions use
+            for route, directory, path, keys in ROUTES:
+                rows += [bench.measure(route, directory, path, keys, state) for state in STATES]
+            rows.append(bench.warmup())
     finally:
         server.shutdown()
         os.environ.pop("SOURCES_CONFIG", None)

@@ -40,9 +40,7 @@ def run() -> list[dict[str, Any]]:
 
         measure(f"put small ({len(SMALL)} B)", lambda: kv.put("small", SMALL))
         measure("get small", lambda: kv.get("small"))
-        measure(
-            f"put {len(MEDIUM_JSON) // 1024} KB JSON (zlib)", lambda: kv.put("medium", MEDIUM_JSON)
-        )
+        measure(f"put {len(MEDIUM_JSON) // 1024} KB JSON (zlib)", lambda: kv.put("medium", MEDIUM_JSON))
         measure("get that JSON", lambda: kv.get("medium", "json"))
         measure("put 5 MiB random (chunked)", lambda: kv.put("large", LARGE_RANDOM))
         measure("get 5 MiB random", lambda: kv.get("large", "bytes"))

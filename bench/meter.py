@@ -3,12 +3,16 @@
 moto answers ReturnConsumedCapacity with fixed numbers, so units are computed here from the item sizes
 seen on the wire, by DynamoDB's rules: a write costs 1 WCU per started KB of the larger of the old and
 new item; a read 1 RCU per started 4 KB (half for eventually consistent reads), a Query rounding the
-sum of the items it returned, a batch rounding per item. Projected Query items under-count slightly.
+sum of the items it returned, a batch rounding per item. A read of a key that holds no item still costs
+the minimum unit. Projected Query items under-count slightly.
+Thread-safe: a handler's concurrent requests (a dashboard fetching widgets at once, post-response work)
+each keep their parameters in botocore's per-request context.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from typing import Any
 
@@ -20,7 +24,7 @@ def item_size(item: dict[str, Any]) -> int:
     size = 0
     for name, value in item.items():
         size += len(name.encode())
-        (kind, data), = value.items()
+        ((kind, data),) = value.items()
         if kind == "S":
             size += len(data.encode())
         elif kind == "B":
@@ -39,13 +43,14 @@ class DynamoMeter:
         self.requests: Counter[str] = Counter()
         self.rcu = 0.0
         self.wcu = 0.0
-        self._params: dict[str, Any] = {}
+        self._lock = threading.Lock()
         client.meta.events.register("before-parameter-build.dynamodb", self._before)
         client.meta.events.register("after-call.dynamodb", self._after)
 
     def reset(self) -> None:
-        self.requests.clear()
-        self.rcu = self.wcu = 0.0
+        with self._lock:
+            self.requests.clear()
+            self.rcu = self.wcu = 0.0
 
     @property
     def total(self) -> int:
@@ -55,31 +60,44 @@ class DynamoMeter:
     def writes(self) -> int:
         return sum(n for op, n in self.requests.items() if op in WRITES)
 
-    def _before(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.requests[model.name] += 1
-        self._params = params
+    def _before(self, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["bench_params"] = params
+        with self._lock:
+            self.requests[model.name] += 1
 
-    def _after(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
-        op, params = model.name, self._params
-        if op == "GetItem" and "Item" in parsed:
-            self.rcu += _read_units(item_size(parsed["Item"]), params.get("ConsistentRead", False))
-        elif op == "Query":
-            total = sum(item_size(item) for item in parsed.get("Items", []))
-            self.rcu += max(0.5, _read_units(total, params.get("ConsistentRead", False)))
-        elif op == "BatchGetItem":
-            for table, items in parsed.get("Responses", {}).items():
-                consistent = params["RequestItems"][table].get("ConsistentRead", False)
-                self.rcu += sum(_read_units(item_size(item), consistent) for item in items)
-        elif op == "PutItem":
-            old = item_size(parsed.get("Attributes", {}))
-            self.wcu += math.ceil(max(item_size(params["Item"]), old, 1) / 1024)
-        elif op in {"UpdateItem", "DeleteItem"}:
-            self.wcu += max(1, math.ceil(item_size(parsed.get("Attributes", {})) / 1024))
-        elif op == "BatchWriteItem":
-            for requests in params["RequestItems"].values():
-                for request in requests:
-                    item = request.get("PutRequest", {}).get("Item", {})
-                    self.wcu += max(1, math.ceil(item_size(item) / 1024))
+    def _after(self, model: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        rcu, wcu = _units(model.name, context["bench_params"], parsed)
+        with self._lock:
+            self.rcu += rcu
+            self.wcu += wcu
+
+
+def _units(op: str, params: dict[str, Any], parsed: dict[str, Any]) -> tuple[float, float]:
+    """The (RCU, WCU) one answered request consumed."""
+    rcu = wcu = 0.0
+    if op == "GetItem":
+        rcu = _read_units(item_size(parsed.get("Item", {})), params.get("ConsistentRead", False))
+    elif op == "Query":
+        total = sum(item_size(item) for item in parsed.get("Items", []))
+        rcu = max(0.5, _read_units(total, params.get("ConsistentRead", False)))
+    elif op == "BatchGetItem":
+        for table, request in params["RequestItems"].items():
+            consistent = request.get("ConsistentRead", False)
+            items = parsed.get("Responses", {}).get(table, [])
+            unprocessed = len(parsed.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
+            missing = len(request["Keys"]) - unprocessed - len(items)
+            rcu += sum(_read_units(item_size(item), consistent) for item in [*items, *[{}] * missing])
+    elif op == "PutItem":
+        old = item_size(parsed.get("Attributes", {}))
+        wcu = math.ceil(max(item_size(params["Item"]), old, 1) / 1024)
+    elif op in {"UpdateItem", "DeleteItem"}:
+        wcu = max(1, math.ceil(item_size(parsed.get("Attributes", {})) / 1024))
+    elif op == "BatchWriteItem":
+        for requests in params["RequestItems"].values():
+            for request in requests:
+                item = request.get("PutRequest", {}).get("Item", {})
+                wcu += max(1, math.ceil(item_size(item) / 1024))
+    return rcu, wcu
 
 
 def _read_units(size: int, consistent: bool) -> float:

@@ -8,11 +8,8 @@ event hook on the client that does the work (in-process moto); WCU are estimated
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 import json
-import logging
 import os
 import uuid
 from collections.abc import Callable
@@ -22,9 +19,8 @@ import boto3
 
 from arcturus import aws
 from arcturus.kv import KVNamespace
-from arcturus.observability import metrics
 from arcturus.ratelimit import RULES, RateLimiter
-from bench.aws import TABLE, kv_table
+from bench.aws import TABLE, handler_output_discarded, kv_table
 from bench.meter import DynamoMeter
 from tests.conftest import Clock
 from tests.unit.support import InjectedError, Mailbox, cold_start, http_event, invoke, load_function
@@ -116,12 +112,5 @@ def _route_rows() -> list[dict[str, Any]]:
 
 
 def run() -> list[dict[str, Any]]:
-    with kv_table() as client, contextlib.redirect_stdout(io.StringIO()):
-        # Metrics and logs (EMF lines, fail-open warnings) would drown the table; they are not measured.
-        metrics.namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
-        logging.disable(logging.CRITICAL)
-        try:
-            return _limiter_rows(client) + _route_rows()
-        finally:
-            logging.disable(logging.NOTSET)
-            metrics.clear_metrics()
+    with kv_table() as client, handler_output_discarded():
+        return _limiter_rows(client) + _route_rows()

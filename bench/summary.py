@@ -1,0 +1,51 @@
+"""Summary: per function and route, init and warm time against their yardsticks, DynamoDB requests, cost.
+
+Init: the median import of the function's module in a new interpreter, and that over ``import boto3``
+alone. Warm: the median handler time in a warm container (in-process moto), and that over a bare
+Powertools resolver in the same process. DynamoDB: requests of a cold start (init and first request,
+post-response work included) and per warm request. Dollars per million warm requests: Lambda arm64,
+DynamoDB on-demand and HTTP API, at the prices the cost section lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import cost, functions, layer
+
+COLUMNS = (
+    "function",
+    "route",
+    "init ms",
+    "init x boto3",
+    "warm ms",
+    "warm x bare",
+    "DynamoDB cold",
+    "DynamoDB warm",
+)
+
+
+def run() -> list[dict[str, Any]]:
+    dollars = {row["route"]: row["total $"] for row in cost.run()}
+    rows = []
+    for measured in functions.run():
+        row = {column: measured[column] for column in COLUMNS if column in measured}
+        if measured["route"] in dollars:
+            row["$ per 1M"] = dollars[measured["route"]]
+        rows.append(row)
+    return rows
+
+
+def notes() -> list[str]:
+    whole = layer.run()[-1]
+    yardsticks = {row["route"]: row for row in functions.run() if row["function"] == "(yardstick)"}
+    return [
+        f"built layer: {whole['unpacked MiB']} MiB unpacked, {whole['zipped MiB']} MiB zipped,"
+        f" {whole['files']} files",
+        f"init: median of {functions.INIT_RUNS} imports in a new interpreter;"
+        f" import boto3 alone took {yardsticks['import boto3']['init ms']} ms",
+        "warm: median handler time, in-process moto; the bare resolver took"
+        f" {yardsticks['bare APIGatewayHttpResolver']['warm ms']} ms",
+        "DynamoDB cold: init + first request (with its post-response work); warm: per request, steady state",
+        "$ per 1M: warm requests; prices and assumptions under cost",
+    ]
