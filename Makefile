@@ -16,7 +16,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint typecheck template unit integration bench clean
+.PHONY: help run test lint typecheck template unit integration bench openapi clean
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -37,6 +37,12 @@ run: $(VENV)/.installed  ## serve the whole API on http://127.0.0.1:3000 with an
 test: lint typecheck template  ## lint, type-check, check the template, run every test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+unit: $(VENV)/.installed  ## only the unit and template tests (moto in-process; no server)
+	$(PY) -m pytest tests/unit tests/template $(PYTEST_ARGS)
+
+integration: $(VENV)/.installed  ## only the integration tests (starts the local runtime on free ports)
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
 lint: $(VENV)/.installed  ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -50,8 +56,11 @@ template: $(VENV)/.installed $(VENV_SAM)/.installed  ## cfn-lint, sam validate -
 	PATH="$(CURDIR)/$(VENV_SAM)/bin:$$PATH" $(SAM) build --template-file template.yaml --parallel --cached
 	@du -sh .aws-sam/build/SharedLayer | awk '{print "built layer size: " $$1}'
 
+openapi: $(VENV)/.installed  ## regenerate docs/openapi.json from the functions and template.yaml
+	$(PY) -m local openapi --output docs/openapi.json
+
 bench: $(VENV)/.installed  ## per route: init and handler time, DynamoDB requests, layer size, cost (bench/results/latest.json)
 	PYTHONPATH=layers/shared:. $(PY) -m bench
 
 clean:  ## remove build output and local data (not the virtual environments)
-	rm -rf .aws-sam .local .pytest_cache .ruff_cache .mypy_cache
+	rm -rf .aws-sam .local .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,4 +1,4 @@
-"""``python -m local <command>``: serve, token, invoke, warmup, kv (``--help`` on each)."""
+"""``python -m local <command>``: serve, token, invoke, warmup, kv, openapi (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     commands_.add_parser("warmup", parents=[common], help="fire every schedule once, now")
     kv = commands_.add_parser("kv", parents=[common], help="the KV namespace (get|put|list|delete)")
     kvcli.add_arguments(kv, common)
+    openapi = commands_.add_parser("openapi", parents=[common], help="print the API's OpenAPI document")
+    openapi.add_argument("-o", "--output", type=Path, help="write it to this file instead")
     return parser
 
 
@@ -87,6 +89,10 @@ def _run(args: argparse.Namespace) -> int:
     # This process uses the functions' layers (the KV code for seeding and ``kv``) as they do.
     for layer in dict.fromkeys(d for spec in template.functions().values() for d in spec.layer_dirs):
         sys.path.insert(0, str(layer))
+    if args.command == "openapi":
+        from local import openapi  # noqa: PLC0415 - imports every function: only for this command
+
+        return openapi.write(template, args.output)
     data = DataDir(getattr(args, "data_dir", None))
     env_vars = json.loads(getattr(args, "env_vars", ROOT / "local" / "env.json").read_text())
     if args.command == "serve":

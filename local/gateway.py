@@ -1,8 +1,10 @@
 """API Gateway's HTTP API on a local port: route, authorize, invoke the function, answer like the service.
 
-Also three endpoints under ``/__local/`` (a path no template route can have) for the ``local`` commands,
-answered only to loopback clients: ``GET health``, ``POST invoke/<LogicalId>`` (body: the event) and
-``POST schedule`` (fire every schedule once, for ``warmup``).
+``GET /api/openapi.json`` answers the API's OpenAPI document when no template route claims that path,
+as an API Gateway export would. Also three endpoints under ``/__local/`` (a path no template route can
+have) for the ``local`` commands, answered only to loopback clients: ``GET health``,
+``POST invoke/<LogicalId>`` (body: the event) and ``POST schedule`` (fire every schedule once, for
+``warmup``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from local.authorizer import JwtAuthorizer
 from local.console import Console
 from local.cors import Cors
 from local.httpserver import BodyError, ListenerServer, declared_length, read_body
+from local.openapi import DOCUMENT_PATH, ServedDocument
 from local.payload import HttpRequest, HttpResponse, InvalidResult, build_event, map_result
 from local.routes import RouteTable
 from local.scheduler import fire
@@ -50,8 +53,10 @@ class Gateway:
         cors: dict[str, Cors],
         schedules: list[ScheduleSpec],
         log: Console,
+        document: ServedDocument | None = None,
     ) -> None:
         self._routes = routes
+        self._document = document
         self._pools = pools
         self._authorizers = authorizers
         self._cors = cors
@@ -62,6 +67,13 @@ class Gateway:
         """The response, and what served it (for the log line)."""
         if request.raw_path.startswith(ADMIN_PREFIX):
             return self._admin(request), "local"
+        if (
+            self._document is not None
+            and request.method in ("GET", "HEAD")
+            and request.raw_path == DOCUMENT_PATH
+            and self._routes.match(request.method, request.raw_path) is None
+        ):
+            return self._document.response(), "local"
         request_id = _request_id()
         response, served_by = self._route(request, request_id)
         response.headers.append(("apigw-requestid", request_id))

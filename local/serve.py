@@ -23,6 +23,7 @@ from local.datadir import DataDir, ServeInfo
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from local.deployment import Deployment
 from local.gateway import Gateway, GatewayServer
+from local.openapi import DOCUMENT_PATH, ServedDocument
 from local.routes import RouteTable
 from local.scheduler import Scheduler, fire
 from local.template import Template
@@ -121,7 +122,13 @@ def _start_api(
     routes = template.routes()
     schedules = template.schedules()
     gateway = Gateway(
-        RouteTable(routes), deployment.pools, authorizers=authorizers, cors=cors, schedules=schedules, log=log
+        RouteTable(routes),
+        deployment.pools,
+        authorizers=authorizers,
+        cors=cors,
+        schedules=schedules,
+        log=log,
+        document=ServedDocument(template.path),
     )
     try:
         server = GatewayServer(gateway, options.host, options.port)
@@ -146,6 +153,7 @@ def _start_api(
         f"local: embedded AWS on {deployment.aws.endpoint}, data in {data.path}",
         f"local: JWT issuer {config.issuer}, audience {','.join(config.audience)}",
         *(f"local: secret {name} = {value}" for name, value in deployment.resources.secret_values.items()),
+        f"local: OpenAPI document on http://{options.host}:{server.port}{DOCUMENT_PATH}",
         "local: token: python -m local token --email admin@example.com | tail -1",
         "local: ready; Ctrl-C stops (the data is saved)",
     ]

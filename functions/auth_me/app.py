@@ -2,13 +2,18 @@
 
 from typing import Any
 
-from arcturus.http import build_resolver, lambda_handler
+from arcturus.http import build_resolver, documented, lambda_handler
 from arcturus.identity import current_caller, requires
 
 app = build_resolver()
 
 
-@app.get("/api/auth/me", middlewares=[requires()])
+@app.get(
+    "/api/auth/me",
+    summary="Who am I",
+    middlewares=[requires()],
+    responses={200: documented("CallerProfile", "Identity, role, permissions, grants, dashboard profiles.")},
+)
 def me() -> dict[str, Any]:
     return current_caller(app).profile()
 

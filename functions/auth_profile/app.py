@@ -3,7 +3,7 @@
 from dataclasses import replace
 from typing import Any
 
-from arcturus.http import Problem, build_resolver, lambda_handler
+from arcturus.http import Problem, build_resolver, documented, lambda_handler, parsed_body
 from arcturus.identity import current_caller, requires
 from arcturus.roles import ProfileUpdate, UserNotProvisioned, roles_store
 
@@ -11,7 +11,13 @@ app = build_resolver()
 store = roles_store()
 
 
-@app.post("/api/auth/profile", middlewares=[requires()])
+@app.post(
+    "/api/auth/profile",
+    summary="Save my dashboard profiles",
+    middlewares=[requires()],
+    openapi_extensions=parsed_body("ProfileUpdate", "Your complete new list of dashboard profiles."),
+    responses={200: documented("CallerProfile", "Saved; you as the roles document now has you.")},
+)
 def save_profile() -> dict[str, Any]:
     # Parsed after requires(): a caller who may not save learns nothing from a validation error.
     update = ProfileUpdate.model_validate_json(app.current_event.decoded_body or "")

@@ -7,29 +7,57 @@ refused because a blind overwrite of the authorization database is what the ETag
 """
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Header
 
 from arcturus.errors import VersionConflict
-from arcturus.http import Problem, build_resolver, lambda_handler
+from arcturus.http import Problem, build_resolver, documented, lambda_handler, parsed_body, problem_answer
 from arcturus.identity import requires
 from arcturus.roles import MANAGE_ROLES, RolesDocument, roles_store
 
 app = build_resolver()
 store = roles_store()
+ETAG = {
+    "ETag": {
+        "description": "The stored version: send it back in If-Match to PUT.",
+        "schema": {"type": "string"},
+    }
+}
 
 
-@app.get("/api/auth/roles", middlewares=[requires(MANAGE_ROLES)])
+@app.get(
+    "/api/auth/roles",
+    summary="The roles document",
+    middlewares=[requires(MANAGE_ROLES)],
+    responses={200: documented("RolesDocument", "The whole document, as stored.", headers=ETAG)},
+)
 def get_roles() -> Response[str]:
     # Strongly consistent, not the memory copy: the ETag an editor gets must be the current one.
     document, version = store.read_with_version()
     return _document_response(document, version)
 
 
-@app.put("/api/auth/roles", middlewares=[requires(MANAGE_ROLES)])
-def put_roles() -> Response[str]:
-    versions = _if_match(app.current_event.headers.get("if-match"))
+@app.put(
+    "/api/auth/roles",
+    summary="Replace the roles document",
+    middlewares=[requires(MANAGE_ROLES)],
+    openapi_extensions=parsed_body(
+        "RolesDocument",
+        "The whole new document. Every user's role must exist, each key must be its user's email, and "
+        "someone must keep '*' or 'manage:roles'.",
+    ),
+    responses={
+        200: documented("RolesDocument", "Stored; the ETag is its new version.", headers=ETAG),
+        412: problem_answer("The document changed since that ETag (or the tag is weak): GET, reapply, PUT."),
+        428: problem_answer("No If-Match, or If-Match: *; send the ETag from GET."),
+    },
+)
+def put_roles(
+    if_match: Annotated[str | None, Header(description="The ETag from GET /api/auth/roles.")] = None,
+) -> Response[str]:
+    versions = _if_match(if_match)
     # Parsed after requires(): only administrators learn what the document must look like.
     document = RolesDocument.model_validate_json(app.current_event.decoded_body or "")
     for version in versions:

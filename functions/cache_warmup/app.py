@@ -6,7 +6,7 @@ from typing import Any
 
 from arcturus import warmup
 from arcturus.cache import container_cache
-from arcturus.http import build_resolver
+from arcturus.http import build_resolver, documented, problem_answer
 from arcturus.roles import roles_store
 from arcturus.secrets import require_bearer
 from arcturus.sources import load_config
@@ -21,9 +21,19 @@ def warm() -> dict[str, Any]:
     return warmup.run(cache, load_config(), roles_store().refresh)
 
 
-@app.post("/api/cache/warmup")
+@app.post(
+    "/api/cache/warmup",
+    summary="Warm the cache now",
+    security=[{"warmupSecret": []}],
+    responses={
+        200: documented(
+            "WarmupReport", "What was written to the cache, and what could not be asked or written."
+        ),
+        401: problem_answer("No bearer token, or not the warmup secret."),
+    },
+)
 def warm_now() -> dict[str, Any]:
-    require_bearer(app.current_event.get_header_value("Authorization"), SECRET_ARN)
+    require_bearer(app.current_event.headers.get("authorization"), SECRET_ARN)
     return warm()
 
 

@@ -5,13 +5,24 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from arcturus.chat import ChatRequest, PublicChat
-from arcturus.http import build_resolver, lambda_handler
+from arcturus.http import RETRY_AFTER, build_resolver, documented, lambda_handler, problem_answer
 
 app = build_resolver()
 chat = PublicChat.from_env()
 
 
-@app.post("/api/public/chat")
+@app.post(
+    "/api/public/chat",
+    summary="Chat with the site's assistant",
+    responses={
+        200: documented("ChatReply", "The assistant's reply; continue with the same sessionId."),
+        404: problem_answer("No such session: sessions end 24 h after their last message."),
+        409: problem_answer(
+            "Another message of this session was answered meanwhile; send yours again.", headers=RETRY_AFTER
+        ),
+        502: problem_answer("The model failed to answer (logged)."),
+    },
+)
 def public_chat(request: Annotated[ChatRequest, Body()]) -> dict[str, str]:
     return chat.answer(request.message, request.session_id).wire()
 

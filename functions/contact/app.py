@@ -4,19 +4,46 @@ import json
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
-from arcturus.contact import ContactInbox, ContactMessage, idempotency_key
-from arcturus.http import build_resolver, lambda_handler
+from arcturus.contact import IDEMPOTENCY_KEY_PATTERN, ContactInbox, ContactMessage, idempotency_key
+from arcturus.http import RETRY_AFTER, build_resolver, documented, lambda_handler, problem_answer
 
 app = build_resolver()
 inbox = ContactInbox.from_env()
 
 
-@app.post("/api/contact")
-def contact(message: Annotated[ContactMessage, Body()]) -> Response[str]:
-    key = idempotency_key(app.current_event.headers.get("idempotency-key"))
-    receipt = inbox.accept(message, key=key, context=app.lambda_context)
+@app.post(
+    "/api/contact",
+    summary="Send the site owner a message",
+    responses={
+        202: documented(
+            "ContactReceipt", "Stored and sent on; a retry with its Idempotency-Key gets this again."
+        ),
+        400: problem_answer(
+            "Idempotency-Key is not 1 to 255 visible ASCII characters, or the body not UTF-8."
+        ),
+        409: problem_answer(
+            "A request with this Idempotency-Key is still being handled.", headers=RETRY_AFTER
+        ),
+        422: problem_answer(
+            "The message did not validate (errors names each field), or its Idempotency-Key was used "
+            "with a different message."
+        ),
+    },
+)
+def contact(
+    message: Annotated[ContactMessage, Body()],
+    idempotency: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes retries safe: a retry with the same key gets the first answer again.",
+            json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
+        ),
+    ] = None,
+) -> Response[str]:
+    receipt = inbox.accept(message, key=idempotency_key(idempotency), context=app.lambda_context)
     return Response(status_code=202, content_type="application/json", body=json.dumps(receipt))
 
 

@@ -8,16 +8,34 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from arcturus.background import supports_wait_until
 from arcturus.cache import container_cache
-from arcturus.http import build_resolver, lambda_handler
+from arcturus.http import build_resolver, documented, lambda_handler, problem_answer
 from arcturus.identity import current_caller, requires
-from arcturus.statusboard import StatusBoard
+from arcturus.statusboard import CACHED_ANSWER, SOURCE_UNAVAILABLE, StatusBoard
 
 app = build_resolver()
 board = StatusBoard(container_cache())
 
 
-@app.get("/api/dashboard", middlewares=[requires("view:dashboard")])
-def dashboard(profile: Annotated[str | None, Query(min_length=1, max_length=64)] = None) -> Response[str]:
+@app.get(
+    "/api/dashboard",
+    summary="My dashboard's widgets",
+    middlewares=[requires("view:dashboard")],
+    responses={
+        200: documented(
+            "Dashboard",
+            "Each widget with its data, or why it has none; X-Cache is the least fresh.",
+            headers=CACHED_ANSWER,
+        ),
+        404: problem_answer("You have no dashboard profile with that id."),
+        503: SOURCE_UNAVAILABLE,
+    },
+)
+def dashboard(
+    profile: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="A profile id of yours; default: your first."),
+    ] = None,
+) -> Response[str]:
     return board.dashboard(current_caller(app).dashboard_profiles, profile)
 
 

@@ -7,15 +7,21 @@ A function's ``app.py`` is loaded by path under a fresh module name, so each tes
 from __future__ import annotations
 
 import base64
+import collections
 import importlib.util
 import itertools
 import json
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
+
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
@@ -277,14 +283,21 @@ class InjectedError:
 
 
 def cold_start() -> None:
-    """Forget the container-wide caches (AWS clients, roles store, rate limiter, two-tier cache), as a new
-    container would."""
-    from arcturus import aws
+    """Forget the container-wide caches (AWS clients, roles store, rate limiter, two-tier cache, the
+    parameter and secret providers), as a new container would."""
+    from arcturus import aws, secrets, sources
     from arcturus.cache import container_cache
     from arcturus.ratelimit import container_limiter
     from arcturus.roles import roles_store
 
-    for cached in (aws.client, container_limiter, roles_store, container_cache):
+    for cached in (
+        aws.client,
+        container_limiter,
+        roles_store,
+        container_cache,
+        sources._ssm,
+        secrets._provider,
+    ):
         cached.cache_clear()
 
 
@@ -309,3 +322,212 @@ class Mailbox:
             for message in batch:
                 notifications.append(json.loads(message["Body"]))
                 self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+# -- AWS failing on the wire ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How one request fails: an error answer (``code``, ``status``) or a transport exception
+    (``raises``, built from the request's URL). ``lands`` lets the request reach moto first, so the
+    write happens and only its answer is lost (a timeout after DynamoDB committed)."""
+
+    name: str
+    code: str = ""
+    status: int = 0
+    raises: Callable[[str], Exception] | None = None
+    lands: bool = False
+
+
+THROTTLED = Fault("throttled", code="ProvisionedThroughputExceededException", status=400)
+SERVER_ERROR = Fault("5xx", code="InternalServerError", status=500)
+TIMEOUT = Fault("timeout", raises=lambda url: ReadTimeoutError(endpoint_url=url, error="injected"))
+RESET = Fault("reset", raises=lambda url: ConnectionClosedError(endpoint_url=url))
+UNREACHABLE = Fault("unreachable", raises=lambda url: EndpointConnectionError(endpoint_url=url))
+ANSWER_LOST = Fault(
+    "answer lost", raises=lambda url: ReadTimeoutError(endpoint_url=url, error="injected"), lands=True
+)
+STORE_FAULTS = (THROTTLED, SERVER_ERROR, TIMEOUT, RESET, UNREACHABLE)
+"""What a DynamoDB outage looks like from a client: each is retried by botocore, then given up on."""
+
+
+@dataclass
+class _Plan:
+    operation: str | None
+    fault: Fault
+    times: int | None
+    after: int
+
+
+class FailingAWS:
+    """Faults between a boto3 client and moto, where the network would be (faking AWS, not our code).
+
+    ``fail(operation, fault, times=N, after=M)`` lets M requests of ``operation`` (every operation when
+    None) through, then makes the next N fail with ``fault`` (all of them when ``times`` is None); the
+    others reach moto. A refused request never reaches moto, so a throttled write does not land.
+    Unlike ``InjectedError`` (a before-call hook, which skips the client's retries), each failed
+    request goes through botocore's retry handler as a real one would. While the context is active,
+    botocore's backoff sleeps (any client's) are recorded in ``sleeps`` instead of slept, so retries
+    take no time. ``attempts`` counts the requests each operation sent, ``failed`` the ones that
+    failed. On exit the client talks to moto directly again.
+    """
+
+    def __init__(self, client: Any) -> None:
+        from moto.core.models import botocore_stubber
+
+        self.attempts: collections.Counter[str] = collections.Counter()
+        self.failed: collections.Counter[str] = collections.Counter()
+        self.sleeps: list[float] = []
+        self._events = client.meta.events
+        self._protocol: str = client.meta.service_model.protocol
+        self._moto = botocore_stubber
+        self._plans: list[_Plan] = []
+        self._lock = threading.Lock()
+        self._saved_time: Any = None
+
+    def fail(
+        self, operation: str | None, fault: Fault, *, times: int | None = None, after: int = 0
+    ) -> FailingAWS:
+        with self._lock:
+            self._plans.append(_Plan(operation, fault, times, after))
+        return self
+
+    def heal(self) -> None:
+        """Every request reaches moto again (the outage is over)."""
+        with self._lock:
+            self._plans.clear()
+
+    def __enter__(self) -> FailingAWS:
+        import botocore.endpoint
+
+        self._events.unregister("before-send", self._moto)
+        self._events.register("before-send", self._send)
+        self._saved_time = botocore.endpoint.time
+        botocore.endpoint.time = SimpleNamespace(sleep=self.sleeps.append)  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        import botocore.endpoint
+
+        botocore.endpoint.time = self._saved_time  # type: ignore[attr-defined]
+        self._events.unregister("before-send", self._send)
+        self._events.register("before-send", self._moto)
+
+    def _fault_for(self, operation: str) -> Fault | None:
+        with self._lock:
+            self.attempts[operation] += 1
+            for plan in self._plans:
+                if plan.operation not in (None, operation) or plan.times == 0:
+                    continue
+                if plan.after:
+                    plan.after -= 1
+                    continue
+                if plan.times is not None:
+                    plan.times -= 1
+                self.failed[operation] += 1
+                return plan.fault
+        return None
+
+    def _send(self, event_name: str, request: Any, **kwargs: Any) -> Any:
+        operation = event_name.rsplit(".", 1)[-1]
+        fault = self._fault_for(operation)
+        if fault is None:
+            return self._moto(event_name, request, **kwargs)
+        if fault.lands:
+            self._moto(event_name, request, **kwargs)
+        if fault.raises is not None:
+            raise fault.raises(request.url)
+        return self._error_answer(request.url, fault)
+
+    def _error_answer(self, url: str, fault: Fault) -> Any:
+        from botocore.awsrequest import AWSResponse
+        from moto.core.botocore_stubber import MockRawResponse
+
+        message = f"injected {fault.name}"
+        if self._protocol == "query":
+            body = (
+                f"<ErrorResponse><Error><Type>Receiver</Type><Code>{fault.code}</Code>"
+                f"<Message>{message}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+            )
+            headers = {"Content-Type": "text/xml"}
+        else:
+            body = json.dumps({"__type": fault.code, "message": message})
+            headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": str(uuid.uuid4())}
+        return AWSResponse(url, fault.status, headers, MockRawResponse(body))
+
+
+# -- every function at once ----------------------------------------------------------------------------
+
+WARMUP_SECRET = "warmup-secret-for-tests"
+CONTACT = {"name": "Ada Lovelace", "email": "ada@example.org", "message": "Hello from the contact form."}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What template.yaml gives every function, on moto: the KV table with the roles document, the
+    contact topic (read through ``mailbox``), the warmup secret, the sources, the local chat model."""
+
+    mailbox: Mailbox
+    roles_version: str
+
+
+def stand_up_stack(
+    monkeypatch: Any, sources: dict[str, Any], document: dict[str, Any] | None = None
+) -> Stack:
+    """Configure every function's environment (call inside ``aws_env`` with the table created) and start
+    from a cold container. ``sources`` is the sources document (``SOURCES_CONFIG``)."""
+    import boto3
+
+    mailbox = Mailbox(
+        boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1"), "contact"
+    )
+    secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name=f"warmup-{uuid.uuid4().hex}", SecretString=WARMUP_SECRET
+    )
+    for name, value in {
+        "CONTACT_TOPIC_ARN": mailbox.topic_arn,
+        "CACHE_WARMUP_SECRET_ARN": secret["ARN"],
+        "SOURCES_CONFIG": json.dumps(sources),
+        "CHAT_PROVIDER": "local",
+    }.items():
+        monkeypatch.setenv(name, value)
+    cold_start()
+    return Stack(mailbox, provision(document))
+
+
+def route_requests(roles_version: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """A well-formed request to every route, by name: ``(function directory, event)``. The roles PUT
+    sends ``roles_version`` as its If-Match."""
+    profiles = {"dashboardProfiles": [{"id": "mine", "name": "Mine", "widgets": ["storage"]}]}
+    return {
+        "GET /api/auth/me": ("auth_me", http_event("GET", "/api/auth/me", claims=claims_for(MEMBER))),
+        "POST /api/auth/profile": (
+            "auth_profile",
+            http_event("POST", "/api/auth/profile", body=profiles, claims=claims_for(MEMBER)),
+        ),
+        "GET /api/auth/roles": ("auth_roles", http_event("GET", "/api/auth/roles", claims=claims_for(ADMIN))),
+        "PUT /api/auth/roles": (
+            "auth_roles",
+            http_event(
+                "PUT",
+                "/api/auth/roles",
+                body=roles_document("new@example.com"),
+                headers={"If-Match": f'"{roles_version}"'},
+                claims=claims_for(ADMIN),
+            ),
+        ),
+        "POST /api/cache/warmup": (
+            "cache_warmup",
+            http_event("POST", "/api/cache/warmup", headers={"Authorization": f"Bearer {WARMUP_SECRET}"}),
+        ),
+        "GET /api/cache/status": (
+            "cache_status",
+            http_event("GET", "/api/cache/status", claims=claims_for(ADMIN)),
+        ),
+        "GET /api/status": ("status", http_event("GET", "/api/status", claims=claims_for(MEMBER))),
+        "GET /api/services": ("services", http_event("GET", "/api/services", claims=claims_for(MEMBER))),
+        "GET /api/dashboard": ("dashboard", http_event("GET", "/api/dashboard", claims=claims_for(MEMBER))),
+        "POST /api/contact": ("contact", http_event("POST", "/api/contact", body=CONTACT)),
+        "POST /api/public/chat": ("chat", http_event("POST", "/api/public/chat", body={"message": "Hello?"})),
+    }

@@ -14,25 +14,24 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from arcturus.errors import StoreUnavailable, VersionConflict
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Standard retry mode backs off exponentially with jitter on throttling and 5xx; short timeouts keep a
-# stuck connection from eating the function's whole timeout.
+# Every call gives up in time for the function to answer 503 before its 10 s timeout (past it, API
+# Gateway answers a bare 500): at most 3 attempts of 1 s each, with standard mode's jittered backoff
+# between them (at most 1 + 2 s when throttled, tens of milliseconds otherwise), so about 3 s when a
+# service stops answering. A request meets a failing store at most twice before it answers (the rate
+# limiter's counter, which fails open, then the route's own call): about 6 s in the worst case.
+# DynamoDB answers in milliseconds, so 1 s is a hung connection, not a slow answer.
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=2,
-    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": 3},
+    connect_timeout=1,
+    read_timeout=1,
     tcp_keepalive=True,
     max_pool_connections=32,
 )
@@ -74,23 +73,32 @@ _THROTTLING = frozenset(
 )
 
 
+def transient(error: BaseException | None) -> bool:
+    """Whether a client call's ``error`` (after the client's own retries) is one a later try may get
+    past: throttling, a 5xx, or a transport failure (the exception classes botocore's retry mode
+    treats as transient: timeouts, resets, refused connections, TLS failures)."""
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _THROTTLING or status >= 500
+    return isinstance(error, BotocoreConnectionError | HTTPClientError)
+
+
 @contextmanager
 def store_errors(operation: str) -> Iterator[None]:
     """Turn botocore's transport and service failures into domain exceptions.
 
-    ConditionalCheckFailed becomes VersionConflict; throttling, 5xx and connection failures (after the
-    client's own retries) become StoreUnavailable. Anything else is a bug or a misconfiguration and
-    stays a ClientError so it is loud.
+    ConditionalCheckFailed becomes VersionConflict; ``transient`` failures become StoreUnavailable.
+    Anything else is a bug or a misconfiguration and stays a ClientError so it is loud.
     """
     try:
         yield
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code == "ConditionalCheckFailedException":
             raise VersionConflict(f"{operation}: condition failed") from error
-        if code in _THROTTLING or status >= 500:
-            raise StoreUnavailable(f"{operation}: {code or status}") from error
+        if transient(error):
+            raise StoreUnavailable(f"{operation}: {code or error}") from error
         raise
-    except (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError) as error:
+    except (BotocoreConnectionError, HTTPClientError) as error:
         raise StoreUnavailable(f"{operation}: {error}") from error

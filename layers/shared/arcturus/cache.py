@@ -235,7 +235,11 @@ class RefreshLeases:
     def release(self, lease: Lease) -> None:
         # Past our deadline another container may have taken the lease over: leave it to expire.
         if self._clock() < lease.deadline:
-            self._kv.delete(lease.key)
+            try:
+                self._kv.delete(lease.key)
+            except StoreUnavailable as error:
+                # The refresh is done; an unreleased lease only holds others off until its deadline.
+                logger.warning("lease left to its deadline", extra={"key": lease.key, "error": str(error)})
 
 
 # -- single-flight -------------------------------------------------------------------------------------
@@ -467,30 +471,44 @@ class TwoTierCache:
         In the background (``wait=False``) KV is looked at first: another container may have refreshed
         already, and a held lease raises _LeaseBusy. In the foreground a held lease is waited for. Once
         the lease is ours, a strongly consistent read makes sure the previous holder did not just store
-        a fresh value (its write and its release land between our first read and our lease).
+        a fresh value (its write and its release land between our first read and our lease). When KV
+        cannot grant the lease at all, the foreground fetches without it and keeps the value in memory.
         """
-        key = lookup.key
         if not wait:
             fresh = self._fresh_in_kv(lookup, consistent=False)
             if fresh is not None:
                 return fresh
-        lease = self._take_lease(lookup, wait=wait)
+        try:
+            lease = self._take_lease(lookup, wait=wait)
+        except StoreUnavailable as error:
+            if not wait:
+                raise
+            # KV cannot say who refreshes: a caller with nothing to serve asks the source itself (once
+            # per container, by single-flight) rather than answer 503 while the source is up.
+            logger.warning(
+                "KV unavailable; fetching without the lease", extra={"key": lookup.key, "error": str(error)}
+            )
+            return self._fetch(lookup, kv=False)
         if isinstance(lease, Entry):
             return lease
         try:
             fresh = self._fresh_in_kv(lookup, consistent=True)
             if fresh is not None:
                 return fresh
-            fetched_at = self._clock()
-            try:
-                value = lookup.fetch()
-            except Exception as error:
-                metrics.add_metric(name="SourceError", unit="Count", value=1)
-                logger.warning("source failed", extra={"key": key, "error": str(error)})
-                raise SourceUnavailable(f"{key}: {error}") from error
-            return self._store(key, value, fetched_at)
+            return self._fetch(lookup)
         finally:
             self._leases.release(lease)
+
+    def _fetch(self, lookup: Lookup, *, kv: bool = True) -> Entry:
+        """Ask the source and keep its answer (in KV too unless ``kv`` is False); errors are not kept."""
+        fetched_at = self._clock()
+        try:
+            value = lookup.fetch()
+        except Exception as error:
+            metrics.add_metric(name="SourceError", unit="Count", value=1)
+            logger.warning("source failed", extra={"key": lookup.key, "error": str(error)})
+            raise SourceUnavailable(f"{lookup.key}: {error}") from error
+        return self._store(lookup.key, value, fetched_at, kv=kv)
 
     def _fresh_in_kv(self, lookup: Lookup, *, consistent: bool) -> Entry | None:
         """The KV value of ``lookup`` if it is fresh (then also taken into memory), else None."""
@@ -521,11 +539,16 @@ class TwoTierCache:
             if time.monotonic() >= give_up:
                 raise SourceUnavailable(f"{lookup.key}: waited too long for another container's refresh")
 
-    def _store(self, key: str, value: Any, fetched_at: float, *, kv_required: bool = False) -> Entry:
-        """Both tiers. A refresh whose KV write fails still serves its value from memory (logged)."""
+    def _store(
+        self, key: str, value: Any, fetched_at: float, *, kv: bool = True, kv_required: bool = False
+    ) -> Entry:
+        """Both tiers (memory only without ``kv``). A refresh whose KV write fails still serves its value
+        from memory (logged)."""
         text = json.dumps({"fetchedAt": fetched_at, "data": value}, separators=(",", ":"), ensure_ascii=False)
         entry = Entry(value, fetched_at, self._clock(), len(text))
         self.memory.put(key, entry)
+        if not kv:
+            return entry
         try:
             self._kv.put(key, text, expiration_ttl=self._stale_bound_s)
         except StoreUnavailable as error:

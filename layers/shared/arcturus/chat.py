@@ -2,10 +2,12 @@
 
 Keys (the original schema): ``ai:conversation:<id>`` holds the history, ``session:<id>`` a small record
 of the session (created, last active, messages, model). Both expire ``SESSION_TTL_S`` after the last
-message; each message renews both. The history is bounded (``MAX_HISTORY_TURNS`` turns and
-``MAX_HISTORY_BYTES`` of JSON, oldest exchanges dropped first), which also bounds what each message
-costs at the model. The conversation is written by compare-and-set, so two messages sent at once on
-one session cannot silently drop each other's turns: the later one gets 409.
+message; each message renews both. The conversation is the record: once a turn is stored, a session
+record that cannot be written is logged and counted (``ChatSessionNotRecorded``), not an error. The
+history is bounded (``MAX_HISTORY_TURNS`` turns and ``MAX_HISTORY_BYTES`` of JSON, oldest exchanges
+dropped first), which also bounds what each message costs at the model. The conversation is written
+by compare-and-set, so two messages sent at once on one session cannot silently drop each other's
+turns: the later one gets 409.
 
 The model is chosen by configuration: ``CHAT_PROVIDER=bedrock`` answers with Amazon Bedrock's Converse
 API and the model ``CHAT_MODEL_ID``; ``CHAT_PROVIDER=local`` with ``LocalEchoModel``, a deterministic
@@ -27,8 +29,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from arcturus import aws
-from arcturus.errors import VersionConflict
-from arcturus.http import Problem
+from arcturus.errors import StoreUnavailable, VersionConflict
+from arcturus.http import BLANK, Problem
 from arcturus.kv import KVNamespace
 from arcturus.observability import logger, metrics
 
@@ -57,7 +59,10 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     message: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS),
+        # For the OpenAPI document: surrounding whitespace is stripped, so some other character must stay.
+        Field(json_schema_extra={"pattern": f"[^{BLANK}]"}),
     ]
     session_id: Annotated[str | None, Field(alias="sessionId", pattern=UUID_PATTERN)] = None
 
@@ -208,7 +213,15 @@ class PublicChat:
             "turns": len(turns),
             "model": self._model.name,
         }
-        self._kv.put(f"session:{session_id}", json.dumps(session), expiration_ttl=SESSION_TTL_S)
+        try:
+            self._kv.put(f"session:{session_id}", json.dumps(session), expiration_ttl=SESSION_TTL_S)
+        except StoreUnavailable as error:
+            # The turn is stored: failing now would make the visitor send it again, and the conversation
+            # would hold it twice. The record is bookkeeping; the next message rewrites it.
+            logger.warning(
+                "chat session record not written", extra={"session": session_id, "error": str(error)}
+            )
+            metrics.add_metric(name="ChatSessionNotRecorded", unit="Count", value=1)
 
     def _now(self) -> str:
         return datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -33,11 +33,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from arcturus import aws
 from arcturus.errors import StoreUnavailable
-from arcturus.http import Problem
+from arcturus.http import BLANK, Problem
 from arcturus.kv import KVNamespace
 from arcturus.kvstore import TTL_ATTRIBUTE
 from arcturus.observability import logger, metrics
@@ -61,6 +61,14 @@ _EMAIL = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TOKEN = re.compile(r"[\x21-\x7e]+")
+IDEMPOTENCY_KEY_PATTERN: Final = rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$"
+"""The key as the OpenAPI document shows it (``idempotency_key`` also takes it in double quotes)."""
+_LINE_CHAR = r"[^\x00-\x1f\x7f]"
+_TEXT_CHAR = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+SINGLE_LINE_PATTERN: Final = rf"^{_LINE_CHAR}*[^{BLANK}\x00-\x1f\x7f]{_LINE_CHAR}*$"
+"""A name as JSON Schema says it: no line breaks or control characters, not only whitespace."""
+TEXT_PATTERN: Final = rf"^{_TEXT_CHAR}*[^{BLANK}\x00-\x08\x0b\x0c\x0e-\x1f\x7f]{_TEXT_CHAR}*$"
+"""A message as JSON Schema says it: line breaks and tabs allowed, other control characters not."""
 
 
 def _email(value: str) -> str:
@@ -86,9 +94,25 @@ class ContactMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME), AfterValidator(_single_line)]
-    email: Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL), AfterValidator(_email)]
-    message: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE), AfterValidator(_text)]
+    # The patterns and the format say in the OpenAPI document what the validators check.
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=MAX_NAME),
+        AfterValidator(_single_line),
+        Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN}),
+    ]
+    email: Annotated[
+        str,
+        StringConstraints(min_length=3, max_length=MAX_EMAIL),
+        AfterValidator(_email),
+        Field(json_schema_extra={"format": "email"}),
+    ]
+    message: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=MAX_MESSAGE),
+        AfterValidator(_text),
+        Field(json_schema_extra={"pattern": TEXT_PATTERN}),
+    ]
 
 
 def idempotency_key(header: str | None) -> str | None:

@@ -193,7 +193,8 @@ class KVNamespace:
 
         The head switch is one PutItem that returns the head it replaced, so each replaced version's
         chunks are deleted exactly once, by the writer that replaced it, while readers holding the old
-        head notice its chunks are gone and re-read the head (never a torn value).
+        head notice its chunks are gone and re-read the head (never a torn value). A write that fails
+        before its switch leaves the old value in place and removes the chunks it had written.
         """
         _check_key(key)
         raw = _to_bytes(value)
@@ -202,13 +203,15 @@ class KVNamespace:
             key=key, version=uuid.uuid4().hex, metadata=_dump_metadata(metadata), expires_at=expires_at
         )
         stored, encoding = _deflate(raw)
+        parts: list[bytes] = []
         if len(stored) <= INLINE_LIMIT:
             head = dataclasses.replace(head, inline=stored, encoding=encoding)
         else:
             parts = [stored[i : i + CHUNK_BYTES] for i in range(0, len(stored), CHUNK_BYTES)]
-            self._table.put_chunks(key, head.version, parts, expires_at)
             head = dataclasses.replace(head, encoding=encoding, chunks=len(parts))
         try:
+            if parts:
+                self._table.put_chunks(key, head.version, parts, expires_at)
             old = self._table.put_head(
                 head,
                 condition=condition[0] if condition else None,

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from arcturus.aws import store_errors
 from arcturus.errors import StoreUnavailable, VersionConflict
 
@@ -130,7 +132,9 @@ class KVTable:
         """Write ``head``; return the head it replaced (atomically, from the same request).
 
         ``condition`` may use ``:now``, ``#exp`` (the TTL attribute) and the placeholders in ``values``.
-        A failed condition raises VersionConflict.
+        A failed condition raises VersionConflict, unless the item already holds ``head``'s own version:
+        then an earlier attempt of this very request was written and only its answer was lost (the
+        client retried it), so the write is done; the head it replaced is unknown then (None).
         """
         item: Item = {**self._head_key(head.key), "ver": {"S": head.version}}
         if head.inline is not None:
@@ -149,8 +153,14 @@ class KVTable:
         if condition:
             request |= _condition(condition, now)
             request["ExpressionAttributeValues"] |= values or {}
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         with store_errors("PutItem"):
-            old = self._client.put_item(**request).get("Attributes")
+            try:
+                old = self._client.put_item(**request).get("Attributes")
+            except ClientError as error:
+                if error.response.get("Item", {}).get("ver", {}).get("S") == head.version:
+                    return None
+                raise
         return Head.from_item(old) if old else None
 
     def delete_head(self, key: str) -> Head | None:

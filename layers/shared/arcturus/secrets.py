@@ -11,9 +11,11 @@ import hmac
 from typing import Final
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from arcturus import aws
 from arcturus.http import Problem
+from arcturus.observability import logger
 
 SECRET_MAX_AGE_S: Final = 300
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="arcturus"'}
@@ -48,8 +50,20 @@ def bearer_matches(authorization: str | None, secret: str) -> bool:
 
 
 def require_bearer(authorization: str | None, secret_id: str) -> None:
-    """Raise a 401 problem unless the header carries the secret ``secret_id`` as its bearer token."""
+    """Raise a 401 problem unless the header carries the secret ``secret_id`` as its bearer token, and a
+    503 problem when Secrets Manager is throttled or unreachable (after the client's retries)."""
     if bearer_token(authorization) is None:
         raise Problem(401, "Send the warmup secret as 'Authorization: Bearer <secret>'.", headers=_CHALLENGE)
-    if not bearer_matches(authorization, secret_value(secret_id)):
+    try:
+        secret = secret_value(secret_id)
+    except GetParameterError as error:
+        # Powertools keeps the client's error as the context: a missing secret or a denied read is a
+        # misconfiguration and stays loud (500); an outage is worth a retry.
+        if not aws.transient(error.__context__):
+            raise
+        logger.warning("warmup secret unavailable", extra={"error": str(error)})
+        raise Problem(
+            503, "The warmup secret cannot be read right now; retry shortly.", headers={"Retry-After": "1"}
+        ) from error
+    if not bearer_matches(authorization, secret):
         raise Problem(401, "The bearer token is not the warmup secret.", headers=_CHALLENGE)

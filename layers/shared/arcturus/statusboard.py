@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from arcturus import sources
 from arcturus.cache import Cached, CacheState, Lookup, SourceUnavailable, TwoTierCache, iso8601
-from arcturus.http import Problem
+from arcturus.http import Problem, ResponseHeaders, problem_answer
 from arcturus.roles import DashboardProfile
 from arcturus.sources import SourceError, SourcesConfig
 
@@ -33,6 +33,18 @@ DASHBOARD: Final = "dashboard"
 RETRY_AFTER_S: Final = 30
 
 ConfigLoader = Callable[[], SourcesConfig]
+
+# What the cached routes declare for the OpenAPI document.
+CACHED_ANSWER: Final[ResponseHeaders] = {
+    "X-Cache": {
+        "description": "HIT: fresh. STALE: older, refreshed after this answer. MISS: just fetched.",
+        "required": True,
+        "schema": {"type": "string", "enum": [state.value for state in CacheState]},
+    }
+}
+SOURCE_UNAVAILABLE: Final = problem_answer(
+    "The upstream source did not answer and nothing recent is cached, or the data store is busy."
+)
 
 
 def services_report(checks: list[dict[str, Any]], checked_at: float) -> dict[str, Any]:

@@ -74,9 +74,13 @@ def _why(error: Any) -> str:
     return error.reason if isinstance(error, SourceError) else f"{type(error).__name__}: {error}"
 
 
-def is_scheduled_event(event: Mapping[str, Any]) -> bool:
+def is_scheduled_event(event: object) -> bool:
     """Whether ``event`` is what an EventBridge schedule sends (rather than an HTTP API request)."""
-    return event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event"
+    return (
+        isinstance(event, Mapping)
+        and event.get("source") == "aws.events"
+        and event.get("detail-type") == "Scheduled Event"
+    )
 
 
 def lambda_handler(

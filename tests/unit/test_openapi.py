@@ -1,0 +1,381 @@
+"""docs/openapi.json: generated from the code, complete for template.yaml, and true to what the code sends.
+
+The document's content is the handlers' business; these tests hold it to the facts that do not depend on
+any one handler: every gateway route is there with its security, every error is problem JSON, the rate
+limited and cached routes carry their headers, and the bodies the arcturus builders produce are the
+ones the document describes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from arcturus import contract
+from arcturus.cache import TwoTierCache
+from arcturus.chat import ChatReply, ChatRequest
+from arcturus.contact import (
+    IDEMPOTENCY_KEY_PATTERN,
+    SINGLE_LINE_PATTERN,
+    TEXT_PATTERN,
+    ContactMessage,
+    idempotency_key,
+)
+from arcturus.http import Problem, build_resolver
+from arcturus.identity import caller_from
+from arcturus.kv import KVNamespace
+from arcturus.ratelimit import rule_for
+from arcturus.roles import RolesDocument
+from arcturus.sources import SourcesConfig, check_services
+from arcturus.statusboard import services_report, status_summary
+from local import LocalError
+from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
+from local.openapi import build
+from local.template import Template
+from tests.unit.support import FakeContext, http_event, json_body
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENT = ROOT / "docs" / "openapi.json"
+SEED = ROOT / "local" / "seed" / "user-roles.json"
+PROBLEM = "#/components/schemas/Problem"
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DOCUMENT.read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def routes() -> list[Any]:
+    return Template(ROOT / "template.yaml").routes()
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield method.upper(), path, operation
+
+
+# -- the document and the code ------------------------------------------------------------------------
+
+
+def test_the_committed_document_is_what_the_code_generates() -> None:
+    # The build imports every function with its own environment: a process of its own, as make runs it.
+    generated = subprocess.run(
+        [sys.executable, "-m", "local", "openapi"], cwd=ROOT, capture_output=True, timeout=120, check=False
+    )
+
+    assert generated.returncode == 0, generated.stderr.decode()
+    assert generated.stdout.decode() == DOCUMENT.read_text(), "docs/openapi.json is stale: run make openapi"
+
+
+def test_every_route_of_the_template_is_documented_with_its_method(
+    document: dict[str, Any], routes: list[Any]
+) -> None:
+    documented = {(method, path) for method, path, _ in operations(document)}
+
+    assert documented == {(route.method, route.path) for route in routes}
+    assert len(routes) == 11
+
+
+def test_each_operation_asks_for_what_its_route_checks(document: dict[str, Any], routes: list[Any]) -> None:
+    for route in routes:
+        operation = document["paths"][route.path][route.method.lower()]
+
+        if route.authorizer is not None:
+            assert operation["security"] == [{"jwt": []}], route
+            assert {"401", "403"} <= set(operation["responses"]), route
+        elif route.path == "/api/cache/warmup":
+            assert operation["security"] == [{"warmupSecret": []}]
+        else:
+            assert operation["security"] == [], route
+    assert set(document["components"]["securitySchemes"]) == {"jwt", "warmupSecret"}
+
+
+def test_every_error_is_problem_json_and_only_the_authorizer_says_otherwise(document: dict[str, Any]) -> None:
+    for method, path, operation in operations(document):
+        for status, answer in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            content = answer["content"]
+            assert "application/problem+json" in content, (method, path, status)
+            expected = {"application/problem+json"} | ({"application/json"} if status == "401" else set())
+            assert set(content) <= expected, (method, path, status)
+        assert {"500", "503"} <= set(operation["responses"]), (method, path)
+
+
+def test_rate_limited_routes_document_429_and_their_headers(document: dict[str, Any]) -> None:
+    limited = [(m, p, op) for m, p, op in operations(document) if rule_for(m, p) is not None]
+
+    assert sorted((m, p) for m, p, _ in limited) == [
+        ("POST", "/api/auth/profile"),
+        ("POST", "/api/contact"),
+        ("POST", "/api/public/chat"),
+    ]
+    for method, path, operation in limited:
+        too_many = operation["responses"]["429"]
+        assert too_many["headers"]["RateLimit"]["required"] is True, (method, path)
+        assert too_many["headers"]["RateLimit-Policy"]["required"] is True, (method, path)
+        assert too_many["headers"]["Retry-After"] == {"$ref": "#/components/headers/Retry-After"}
+    assert document["components"]["headers"]["Retry-After"]["required"] is True
+
+
+def test_cached_routes_document_x_cache(document: dict[str, Any]) -> None:
+    for path in ("/api/status", "/api/services", "/api/dashboard"):
+        header = document["paths"][path]["get"]["responses"]["200"]["headers"]["X-Cache"]
+
+        assert header["required"] is True
+        assert header["schema"]["enum"] == ["HIT", "STALE", "MISS"]
+
+
+def test_bodies_parsed_after_authorization_are_documented_and_marked(document: dict[str, Any]) -> None:
+    profile = document["paths"]["/api/auth/profile"]["post"]
+    roles = document["paths"]["/api/auth/roles"]["put"]
+
+    assert profile["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ProfileUpdate")
+    assert roles["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/RolesDocument")
+    assert roles["parameters"][0]["name"] == "if-match"
+    assert {"412", "422", "428"} <= set(roles["responses"])
+    for operation in (profile, roles):
+        assert operation["x-body-validated-after-authorization"] is True
+        assert "415" not in operation["responses"]
+
+
+def test_every_reference_is_defined(document: dict[str, Any]) -> None:
+    def references(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                yield node["$ref"]
+            for value in node.values():
+                yield from references(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from references(value)
+
+    for reference in set(references(document)):
+        section, name = reference.removeprefix("#/components/").split("/")
+        assert name in document["components"][section], reference
+
+
+# -- the merge's own rules, on a template of our making ----------------------------------------------
+
+FUNCTION = """
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import BaseModel
+
+from arcturus.http import build_resolver, documented
+
+
+class {name}(BaseModel):
+    value: str
+
+
+app = build_resolver()
+
+
+@app.post("/api/thing", responses={{200: documented("{answer}", "The thing.")}})
+def thing(body: Annotated[{name}, Body()]) -> dict[str, str]:
+    return {{}}
+"""
+
+TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Layer:
+    Type: AWS::Serverless::LayerVersion
+    Properties: {{ContentUri: {layer}}}
+  ThingFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: thing/
+      Handler: app.handler
+      Layers: [!Ref Layer]
+      Events:
+        Post: {{Type: HttpApi, Properties: {{Method: POST, Path: {path}}}}}
+"""
+
+
+def template_of(
+    tmp_path: Path, *, name: str = "Thing", path: str = "/api/thing", answer: str = "Problem"
+) -> Template:
+    (tmp_path / "thing").mkdir()
+    (tmp_path / "thing" / "app.py").write_text(FUNCTION.format(name=name, answer=answer))
+    (tmp_path / "template.yaml").write_text(TEMPLATE.format(layer=ROOT / "layers" / "shared", path=path))
+    return Template(tmp_path / "template.yaml")
+
+
+def test_a_template_of_our_making_is_documented(tmp_path: Path) -> None:
+    document = build(template_of(tmp_path))
+
+    operation = document["paths"]["/api/thing"]["post"]
+    assert operation["security"] == []
+    assert sorted(operation["responses"]) == ["200", "400", "415", "422", "500", "503"]
+    assert {"Thing", "Problem", "ValidationProblem", "FieldError"} == set(document["components"]["schemas"])
+
+
+def test_a_function_model_that_clashes_with_another_of_its_name_is_an_error(tmp_path: Path) -> None:
+    # This function's Problem is not the problem details of arcturus.contract: one name, one schema.
+    with pytest.raises(LocalError, match=r"schema Problem from arcturus\.contract differs"):
+        build(template_of(tmp_path, name="Problem"))
+
+
+def test_a_reference_to_a_model_nobody_defines_is_an_error(tmp_path: Path) -> None:
+    template = template_of(tmp_path, answer="Nonexistent")
+
+    with pytest.raises(LocalError, match="Nonexistent"):
+        build(template)
+
+
+def test_a_template_route_the_function_does_not_have_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(LocalError, match="POST /api/elsewhere"):
+        build(template_of(tmp_path, path="/api/elsewhere"))
+
+
+# -- what the code sends is what the document says ----------------------------------------------------
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[DemoServer, str]]:
+    server, base_url = start_demo_upstream()
+    yield server, base_url
+    server.shutdown()
+
+
+def test_status_and_services_bodies_match_their_models(upstream: tuple[DemoServer, str]) -> None:
+    server, base_url = upstream
+    server.upstream.set_fault("git", "fail", None)
+    checks = check_services(SourcesConfig.model_validate(demo_sources_config(base_url)))
+
+    summary = status_summary(checks, time.time())
+    report = services_report(checks, time.time())
+
+    assert contract.StatusSummary.model_validate_json(json.dumps(summary), strict=True).status == "degraded"
+    parsed = contract.ServicesReport.model_validate_json(json.dumps(report), strict=True)
+    assert {check.status for check in parsed.services} == {"up", "down"}
+
+
+def test_the_caller_and_cache_status_bodies_match_their_models(kv: KVNamespace) -> None:
+    document = RolesDocument.model_validate_json(SEED.read_text())
+    cache = TwoTierCache(kv)
+    cache.put("status", "summary", {"status": "unknown"})
+
+    for email in document.users:
+        caller = caller_from(document, email)
+        assert caller is not None
+        contract.CallerProfile.model_validate_json(json.dumps(caller.profile()), strict=True)
+    status = contract.CacheStatus.model_validate_json(json.dumps(cache.status()), strict=True)
+    assert status.kv_keys == ["cache:status:summary"]
+
+
+def test_chat_replies_match_their_model() -> None:
+    reply = ChatReply("6f1c1f0e-3c1b-4b7e-9a53-2b8f6f0c9d11", "Hello.").wire()
+
+    contract.ChatReply.model_validate_json(json.dumps(reply), strict=True)
+
+
+class Thing(BaseModel):
+    name: str
+
+
+def resolver_answer(**request: Any) -> dict[str, Any]:
+    """What the shared resolver answers on a route that takes a JSON ``Thing`` (and may raise)."""
+    app = build_resolver()
+
+    @app.post("/things")
+    def things(thing: Annotated[Thing, Body()]) -> dict[str, str]:
+        if thing.name == "teapot":
+            raise Problem(418, "Short and stout.")
+        return {"name": thing.name}
+
+    answer: dict[str, Any] = app.resolve(http_event("POST", "/things", **request), FakeContext())
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "model"),
+    [
+        ({"body": {"name": "teapot"}}, 418, contract.Problem),
+        ({"body": {"nom": "x"}}, 422, contract.ValidationProblem),
+        ({"body": "name=x", "headers": {"content-type": "text/plain"}}, 415, contract.Problem),
+        # Powertools would parse these, or crash (500) on a multipart type without its boundary.
+        (
+            {"body": "name=x", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            415,
+            contract.Problem,
+        ),
+        ({"body": "--x\r\n", "headers": {"content-type": "multipart/form-data"}}, 415, contract.Problem),
+    ],
+    ids=["problem", "invalid", "text", "form", "multipart without boundary"],
+)
+def test_errors_are_the_documented_problems(
+    request_: dict[str, Any], status: int, model: type[BaseModel]
+) -> None:
+    answer = resolver_answer(**request_)
+
+    assert answer["statusCode"] == status
+    assert answer["headers"]["Content-Type"] == "application/problem+json"
+    model.model_validate_json(json.dumps(json_body(answer)), strict=True)
+
+
+def test_json_bodies_with_a_charset_are_still_read() -> None:
+    answer = resolver_answer(
+        body=json.dumps({"name": "x"}), headers={"content-type": "application/json; charset=utf-8"}
+    )
+
+    assert (answer["statusCode"], json_body(answer)) == (200, {"name": "x"})
+
+
+# -- the patterns the document shows say what the validators check --------------------------------------
+
+
+@settings(max_examples=60, derandomize=True, database=None)
+@given(
+    name=st.from_regex(SINGLE_LINE_PATTERN, fullmatch=True).filter(lambda s: len(s.strip()) <= 100),
+    message=st.from_regex(TEXT_PATTERN, fullmatch=True).filter(lambda s: len(s.strip()) <= 5000),
+)
+def test_a_contact_message_the_document_allows_is_accepted(name: str, message: str) -> None:
+    ContactMessage(name=name, email="visitor@example.com", message=message)
+
+
+@pytest.mark.parametrize("name", ["line\nbreak", "tab\tbed", " ", "bell\x07"])
+def test_a_name_the_document_refuses_is_refused(name: str) -> None:
+    assert not re.fullmatch(SINGLE_LINE_PATTERN, name)
+    with pytest.raises(ValidationError):
+        ContactMessage(name=name, email="visitor@example.com", message="hello")
+
+
+@settings(max_examples=40, derandomize=True, database=None)
+@given(st.from_regex(IDEMPOTENCY_KEY_PATTERN, fullmatch=True))
+def test_an_idempotency_key_the_document_allows_is_accepted(key: str) -> None:
+    assert idempotency_key(key) == key
+
+
+CHAT_MESSAGE = ChatRequest.model_json_schema()["properties"]["message"]["pattern"]
+
+
+@settings(max_examples=60, derandomize=True, database=None)
+@given(st.text(max_size=50))
+def test_a_chat_message_is_accepted_exactly_when_the_document_allows_it(message: str) -> None:
+    try:
+        ChatRequest(message=message)
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+
+    assert accepted == bool(re.search(CHAT_MESSAGE, message)), repr(message)
