@@ -239,9 +239,14 @@ def test_a_member_is_refused_whatever_the_request(
 
 
 def readable(body: bytes | str | None) -> bool:
-    """Whether a request's body is absent or UTF-8 text: what a function can read."""
-    if not isinstance(body, bytes):
+    """Whether a request's body is absent or UTF-8 text: what a function can read.
+
+    A str body goes over the wire as ISO-8859-1, so ``"\\x80"`` arrives as a byte that is not UTF-8.
+    """
+    if body is None:
         return True
+    if isinstance(body, str):
+        body = body.encode("latin-1", errors="replace")
     try:
         body.decode()
     except UnicodeDecodeError:
