@@ -1,6 +1,6 @@
 """Layer: the built shared layer's size, unpacked (what Lambda counts against 250 MB) and zipped.
 
-The layer ``make template`` built (``.aws-sam/build/SharedLayer``) when there is one, else a build of
+The layer ``make template`` built (``.aws-sam/build-arm64/SharedLayer``) when there is one, else a build of
 the same Makefile target into a temporary directory (arm64 wheels for CPython 3.13, as SAM builds it).
 Zipped as SAM zips it (deflate); the largest parts are listed, dist-info directories with their package.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILT = ROOT / ".aws-sam" / "build" / "SharedLayer"
+BUILT = ROOT / ".aws-sam" / "build-arm64" / "SharedLayer"
 UNZIPPED_LIMIT_MB = 250
 """Lambda's limit on a function and its layers, unzipped (in MiB, as Lambda counts it)."""
 LISTED_PARTS = 6

@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
         "--env-vars", type=Path, help="sam local's --env-vars format; default: local/env.json"
     )
     common.add_argument("--parameter-overrides", nargs="+", metavar="NAME=VALUE", help="template parameters")
+    common.add_argument(
+        "--python",
+        help="the functions' interpreter (default: this one); .venv-lambda/bin/python has only the runtime's",
+    )
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     commands_ = parser.add_subparsers(dest="command", required=True)
 
@@ -95,6 +99,9 @@ def _run(args: argparse.Namespace) -> int:
         return openapi.write(template, args.output)
     data = DataDir(getattr(args, "data_dir", None))
     env_vars = json.loads(getattr(args, "env_vars", ROOT / "local" / "env.json").read_text())
+    python = getattr(args, "python", sys.executable)
+    # Workers start in their function's directory: a relative path must not depend on it.
+    python = os.path.abspath(python) if os.sep in python else python
     if args.command == "serve":
         from local.serve import ServeOptions, serve  # noqa: PLC0415 - the other commands skip moto
 
@@ -106,15 +113,16 @@ def _run(args: argparse.Namespace) -> int:
             max_workers=max(1, args.max_workers),
             schedule_scale=args.schedule_scale,
             env_vars=env_vars,
+            python=python,
         )
         serve(template, data, options)
         return 0
     if args.command == "token":
         return commands.token(template, data, args.email, args.ttl, args.port)
     if args.command == "invoke":
-        return commands.invoke(template, data, args.function, _event(args.event), env_vars)
+        return commands.invoke(template, data, args.function, _event(args.event), env_vars, python=python)
     if args.command == "warmup":
-        return commands.warmup(template, data, env_vars)
+        return commands.warmup(template, data, env_vars, python)
     return commands.kv(template, data, args)
 
 

@@ -33,7 +33,12 @@ _HTTP_TIMEOUT = 300.0
 
 @contextmanager
 def _target(
-    template: Template, data: DataDir, *, env_vars: EnvVars | None = None, tables_only: bool = False
+    template: Template,
+    data: DataDir,
+    *,
+    env_vars: EnvVars | None = None,
+    python: str = sys.executable,
+    tables_only: bool = False,
 ) -> Iterator[ServeInfo | Deployment]:
     """The running serve, or a deployment of our own for the duration of the command."""
     info = data.claim()
@@ -42,7 +47,7 @@ def _target(
         return
     from local.deployment import Deployment  # noqa: PLC0415 - moto (1 s to import) only when needed
 
-    deployment = Deployment(template, data, Console(sys.stderr), env_vars=env_vars)
+    deployment = Deployment(template, data, Console(sys.stderr), env_vars=env_vars, python=python)
     try:
         deployment.start(tables_only=tables_only)
         yield deployment
@@ -71,14 +76,16 @@ def token(template: Template, data: DataDir, email: str, ttl: int, port: int) ->
     return 0
 
 
-def invoke(template: Template, data: DataDir, function: str, event: bytes, env_vars: EnvVars) -> int:
+def invoke(
+    template: Template, data: DataDir, function: str, event: bytes, env_vars: EnvVars, *, python: str
+) -> int:
     """Run ``function`` once on ``event`` and print its result, like ``sam local invoke``."""
     try:
         json.loads(event)
     except ValueError as error:
         print(f"invoke: the event is not JSON: {error}", file=sys.stderr)
         return 2
-    with _target(template, data, env_vars=env_vars) as target:
+    with _target(template, data, env_vars=env_vars, python=python) as target:
         if isinstance(target, ServeInfo):
             if not target.api:
                 raise LocalError("the running serve is --aws-only: it runs no functions")
@@ -94,9 +101,9 @@ def invoke(template: Template, data: DataDir, function: str, event: bytes, env_v
     return 1 if failed else 0
 
 
-def warmup(template: Template, data: DataDir, env_vars: EnvVars) -> int:
+def warmup(template: Template, data: DataDir, env_vars: EnvVars, python: str) -> int:
     """Fire every schedule once now; 0 when every function succeeded."""
-    with _target(template, data, env_vars=env_vars) as target:
+    with _target(template, data, env_vars=env_vars, python=python) as target:
         if isinstance(target, ServeInfo):
             if not target.api:
                 raise LocalError("the running serve is --aws-only: it runs no functions")

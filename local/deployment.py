@@ -7,6 +7,7 @@ persisted data when no serve is running.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from local import ROOT
@@ -35,8 +36,10 @@ class Deployment:
         aws_host: str = "127.0.0.1",
         aws_port: int = 0,
         env_vars: dict[str, dict[str, str]] | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.template = template
+        self.python = python
         self.env_vars = env_vars or {}
         self.data = data
         self.log = log
@@ -72,6 +75,7 @@ class Deployment:
                 lambda_environment(spec, self.variables(logical_id), self.aws.endpoint),
                 self.max_workers,
                 self.log,
+                self.python,
             )
             for logical_id, spec in self.template.functions().items()
         }

@@ -42,6 +42,7 @@ class ServeOptions:
     max_workers: int
     schedule_scale: float
     env_vars: dict[str, dict[str, str]]
+    python: str
 
 
 def _wait_for_signal() -> None:
@@ -61,9 +62,12 @@ def serve(template: Template, data: DataDir, options: ServeOptions) -> None:
     """Run until a signal arrives; DataDirBusy when another process has the data directory."""
     data.lock()
     log = Console()
-    demo = None
-    if not options.aws_only:
-        template, demo = _with_demo_upstream(template, log)
+    # Under sam local the functions run in containers: the demo upstream listens where the embedded AWS
+    # does, and they reach this machine as host.docker.internal.
+    if options.aws_only:
+        template, demo = _with_demo_upstream(template, log, options.host, "host.docker.internal")
+    else:
+        template, demo = _with_demo_upstream(template, log, "127.0.0.1", "127.0.0.1")
     deployment = Deployment(
         template,
         data,
@@ -72,6 +76,7 @@ def serve(template: Template, data: DataDir, options: ServeOptions) -> None:
         aws_host=options.host if options.aws_only else "127.0.0.1",
         aws_port=options.aws_port,
         env_vars=options.env_vars,
+        python=options.python,
     )
     server: GatewayServer | None = None
     scheduler: Scheduler | None = None
@@ -95,12 +100,16 @@ def serve(template: Template, data: DataDir, options: ServeOptions) -> None:
         log(f"local: stopped; data saved in {data.path}")
 
 
-def _with_demo_upstream(template: Template, log: Console) -> tuple[Template, DemoServer | None]:
+def _with_demo_upstream(
+    template: Template, log: Console, host: str, functions_see: str
+) -> tuple[Template, DemoServer | None]:
     """Point the sources at the demo upstream unless ``SourcesConfig`` was given: status, services and
-    the dashboard then show data without any real infrastructure."""
+    the dashboard then show data without any real infrastructure. It listens on ``host``; the functions
+    reach it by the name ``functions_see``."""
     if SOURCES_PARAMETER not in template.parameters or SOURCES_PARAMETER in template.overrides:
         return template, None
-    server, url = start_demo_upstream()
+    server, _ = start_demo_upstream(host=host)
+    url = f"http://{functions_see}:{server.server_address[1]}"
     log(f"local: demo upstream on {url} is the sources (override {SOURCES_PARAMETER} for real ones)")
     sources = json.dumps(demo_sources_config(url), separators=(",", ":"))
     return Template(template.path, template.overrides | {SOURCES_PARAMETER: sources}), server

@@ -1,7 +1,8 @@
 """Warm worker processes per function, one invocation at a time each, as Lambda's environments are.
 
 A pool starts a worker on first use and keeps it; concurrent invocations get more workers up to
-``max_workers``, then wait for one to come free. Each worker is ``python -m awslambdaric <handler>`` in
+``max_workers``, then wait for one to come free. Each worker is ``python -m awslambdaric <handler>``
+(this interpreter, or one the pool is given, such as one with only what the Lambda runtime ships) in
 the function's code directory, its layers importable as from /opt/python, with the environment Lambda
 would give it pointed at the embedded AWS. A worker that times out is killed; one that exits is
 replaced on the next invocation.
@@ -126,7 +127,7 @@ class Worker:
         }
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "awslambdaric", self._pool.spec.handler],
+                [self._pool.python, "-m", "awslambdaric", self._pool.spec.handler],
                 cwd=self._pool.spec.code_dir,
                 env=environment,
                 stdin=subprocess.DEVNULL,
@@ -172,10 +173,16 @@ class FunctionPool:
     """The execution environments of one function."""
 
     def __init__(
-        self, spec: FunctionSpec, variables: dict[str, str], max_workers: int, log: Callable[[str], None]
+        self,
+        spec: FunctionSpec,
+        variables: dict[str, str],
+        max_workers: int,
+        log: Callable[[str], None],
+        python: str = sys.executable,
     ) -> None:
         self.spec = spec
         self.variables = variables
+        self.python = python
         self.max_workers = max_workers
         self.log = log
         self.cond = threading.Condition()

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,13 +81,18 @@ class LocalServe:
             self.process = subprocess.Popen(command, cwd=ROOT, env=_environment(), stdout=log, stderr=log)
 
     def wait_ready(self) -> None:
+        """Until the API answers its health check."""
+        self.wait_until(lambda: self.request("GET", "/__local/health").status == 200)
+
+    def wait_until(self, ready: Callable[[], bool]) -> None:
+        """Until ``ready()`` holds (an OSError counts as not yet); fails the test if serve exits first."""
         assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"serve exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if self.request("GET", "/__local/health").status == 200:
+                if ready():
                     return
             except OSError:
                 pass

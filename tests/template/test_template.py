@@ -152,14 +152,30 @@ def test_no_function_gets_blanket_dynamodb_access() -> None:
             assert statement["Resource"] == {"Fn::GetAtt": ["KVTable", "Arn"]}, f"{name}: {statement}"
 
 
-def test_layer_does_not_ship_what_the_lambda_runtime_provides() -> None:
-    requirements = (ROOT / "layers/shared/requirements.txt").read_text(encoding="utf-8")
-    names = {
-        re.split(r"[\[<>=!~; ]", line.strip(), maxsplit=1)[0].lower()
-        for line in requirements.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    }
-    assert not names & {"boto3", "botocore"}
+RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"}
+
+
+def test_layer_ships_a_hash_locked_tree_without_what_the_lambda_runtime_provides() -> None:
+    lock = (ROOT / "layers/shared/requirements.txt").read_text(encoding="utf-8")
+    pinned_with_hashes = r"^([A-Za-z0-9_.\-]+)==\S+ \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)"
+    pins = re.findall(pinned_with_hashes, lock, re.M)
+    requirement_lines = [line for line in lock.splitlines() if line and not line.startswith((" ", "#"))]
+
+    assert len(pins) == len(requirement_lines) > 0, "every requirement is pinned with its hashes"
+    assert not {name.lower() for name, _ in pins} & RUNTIME_PROVIDED
+    direct = (ROOT / "layers/shared/requirements.in").read_text(encoding="utf-8")
+    for line in direct.splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = re.sub(r"\[.*\]", "", line).partition("==")
+            assert f"{name}=={version} \\" in lock, f"{line} is not what the lock holds: run make lock"
+
+
+def test_deployed_functions_use_aws_endpoints_and_sam_local_may_redirect_them() -> None:
+    # SAM CLI's --env-vars only overrides variables the template declares; an empty one is ignored by
+    # botocore (tests/unit/test_aws.py), so a deployed function talks to AWS's regional endpoints.
+    assert template()["Globals"]["Function"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == ""
+    for name, props in functions().items():
+        assert "AWS_ENDPOINT_URL" not in props.get("Environment", {}).get("Variables", {}), name
 
 
 def test_cfn_lint_finds_nothing() -> None:

@@ -153,6 +153,13 @@ def test_an_unreachable_service_is_down() -> None:
     assert (checked["status"], checked["error"]) == ("down", "connection failed")
 
 
+def test_a_service_whose_host_name_does_not_resolve_is_down_with_that_reason() -> None:
+    # .invalid never resolves (RFC 2606); urllib3 1.26 and 2.x report it differently.
+    checked = check_service(ServiceSource(id="typo", name="Typo", url="http://status.example.invalid/"))
+
+    assert (checked["status"], checked["error"]) == ("down", "host name not found")
+
+
 def test_checks_reuse_pooled_connections(upstream: tuple[DemoServer, str]) -> None:
     server, base_url = upstream
     pool = sources._http.connection_from_url(base_url)

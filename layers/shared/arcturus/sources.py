@@ -21,6 +21,7 @@ import concurrent.futures
 import functools
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -183,8 +184,11 @@ def _get(url: str, timeout_ms: int) -> urllib3.BaseHTTPResponse:
 def _reason(error: Exception, timeout_ms: int) -> str:
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
         error = error.reason
-    # Most specific first: NameResolutionError is a NewConnectionError, which is a ConnectTimeoutError.
-    if isinstance(error, urllib3.exceptions.NameResolutionError):
+    # Most specific first. A failed DNS lookup is a NewConnectionError caused by socket.gaierror in every
+    # urllib3 the runtime may ship (2.x names it NameResolutionError, a subclass 1.26 does not have).
+    if isinstance(error, urllib3.exceptions.NewConnectionError) and isinstance(
+        error.__cause__ or error.__context__, socket.gaierror
+    ):
         return "host name not found"
     if isinstance(error, urllib3.exceptions.NewConnectionError):
         return "connection failed"
