@@ -84,6 +84,9 @@ UNREADABLE_BODY: dict[str, Mutation] = {
     "body a string": _body('"hello"'),
     "body null": _body("null"),
     "body nested 100000 deep": _body("[" * 100_000 + "]" * 100_000),
+    # Past Python's 4,300-digit limit on int(str), json.loads raises a bare ValueError.
+    "an integer of 5000 digits": _body('{"name": ' + "9" * 5000 + ', "message": ' + "9" * 5000 + "}"),
+    "an integer of 5000 digits, top level": _body("1" * 5000),
     "body of 5 MB": _body(json.dumps({"message": "x" * 5_000_000})),
     "body as text/plain": _body('{"message": "hi"}', content_type="text/plain"),
     "body form-encoded": _body("message=hi", content_type="application/x-www-form-urlencoded"),

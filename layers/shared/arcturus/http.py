@@ -108,11 +108,17 @@ def _invalid(errors: list[Any]) -> Response[str]:
 
 
 def _json_body(text: str) -> Any:
-    """``json.loads`` for request bodies: one nested too deep to parse is invalid JSON (422), not a crash."""
+    """``json.loads`` for request bodies: whatever it refuses is invalid JSON (422), never a crash.
+
+    Besides JSONDecodeError it raises RecursionError for a body nested too deep and a bare ValueError for
+    an integer past Python's 4,300-digit limit on int(str).
+    """
     try:
         return json.loads(text)
-    except RecursionError as error:
-        raise json.JSONDecodeError("nested too deeply", text, 0) from error
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as error:
+        raise json.JSONDecodeError(f"unreadable JSON ({error})", text, 0) from error
 
 
 class _JsonBodiesOnly(OpenAPIRequestValidationMiddleware):
