@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from arcturus import aws
 from arcturus.http import Problem, build_resolver
@@ -127,6 +127,23 @@ class TestCounting:
 
         assert hits(limiter, CHAT, IP, 11) == [True] * 10 + [False]
         assert hits(limiter, AUTH, IP, 20) == [True] * 20
+
+    def test_ipv6_clients_are_counted_per_64_prefix(self, limiter: RateLimiter) -> None:
+        # One subscriber's /64 has 2^64 addresses: rotating through them must not buy more quota.
+        addresses = [f"2001:db8:1:2::{n:x}" for n in range(1, 7)] + ["2001:db8:1:2:ffff:ffff:ffff:ffff"]
+
+        assert [limiter.hit(CONTACT, ip).allowed for ip in addresses] == [True] * 5 + [False] * 2
+        assert hits(limiter, CONTACT, "2001:db8:1:3::1", 5) == [True] * 5
+
+    def test_ipv4_clients_are_counted_per_address_also_when_mapped_into_ipv6(
+        self, limiter: RateLimiter, kv: KVNamespace
+    ) -> None:
+        assert hits(limiter, CONTACT, "203.0.113.9", 3) == [True] * 3
+        assert hits(limiter, CONTACT, "::ffff:203.0.113.9", 3) == [True, True, False]
+        assert hits(limiter, CONTACT, "203.0.113.10", 5) == [True] * 5
+        assert [key["name"] for key in kv.list(prefix="rate:contact:203.0.113.9:")["keys"]] == [
+            f"rate:contact:203.0.113.9:{WINDOW_START}"
+        ]
 
     def test_other_ips_are_unaffected(self, limiter: RateLimiter) -> None:
         hits(limiter, CONTACT, IP, 8)
@@ -262,10 +279,10 @@ class TestFailOpen:
         [
             {"code": "ProvisionedThroughputExceededException", "status": 400},
             {"code": "InternalServerError", "status": 500},
-            {"code": "AccessDeniedException", "status": 400},
             {"raises": EndpointConnectionError(endpoint_url="https://dynamodb.invalid")},
+            {"raises": ReadTimeoutError(endpoint_url="https://dynamodb.invalid")},
         ],
-        ids=["throttled", "server-error", "access-denied", "unreachable"],
+        ids=["throttled", "server-error", "unreachable", "timed-out"],
     )
     def test_store_errors_let_requests_through_with_a_metric_and_a_warning(
         self, dynamodb: Any, limiter: RateLimiter, caplog: pytest.LogCaptureFixture, failure: dict[str, Any]
@@ -280,6 +297,18 @@ class TestFailOpen:
         warnings = [r for r in caplog.records if r.getMessage() == "rate limiter failing open"]
         assert len(warnings) == 8
         assert {r.levelname for r in warnings} == {"WARNING"}
+
+    @pytest.mark.parametrize(
+        "code",
+        ["AccessDeniedException", "ResourceNotFoundException", "ValidationException"],
+    )
+    def test_a_configuration_error_is_not_an_outage_and_does_not_fail_open(
+        self, dynamodb: Any, limiter: RateLimiter, code: str
+    ) -> None:
+        with InjectedError(dynamodb, "UpdateItem", code=code, status=400), pytest.raises(ClientError):
+            limiter.hit(CONTACT, IP)
+
+        assert "RateLimiterFailOpen" not in metrics.metric_set
 
     def test_counting_resumes_when_the_store_recovers(self, dynamodb: Any, limiter: RateLimiter) -> None:
         with InjectedError(dynamodb, "UpdateItem", code="ThrottlingException", status=400):
@@ -316,6 +345,16 @@ class TestMiddleware:
     def call(self, app: Any, path: str, **event: Any) -> dict[str, Any]:
         result: dict[str, Any] = app.resolve(http_event("POST", path, body={}, **event), FakeContext())
         return result
+
+    def test_a_limiter_without_access_to_its_table_is_a_500_logged_as_an_error(
+        self, app: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with InjectedError(aws.dynamodb(), "UpdateItem", code="AccessDeniedException", status=400):
+            response = self.call(app, "/api/contact")
+
+        assert response["statusCode"] == 500
+        assert json_body(response)["status"] == 500
+        assert [r.levelname for r in caplog.records if r.getMessage() == "unhandled error"] == ["ERROR"]
 
     def test_allowed_answers_carry_the_ratelimit_fields(self, app: Any) -> None:
         response = self.call(app, "/api/contact")

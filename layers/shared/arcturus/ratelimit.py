@@ -13,9 +13,14 @@ Here every request is one ``KVNamespace.increment`` (a single UpdateItem) on
 - Flood shield: once a client has used its limit, this container answers 429 from memory until the
   window ends, with no DynamoDB write. A flood costs at most ``limit + 1`` writes per container per
   window (``limit`` when this container alone used the quota).
-- DynamoDB failing (throttled, unreachable, any ClientError) fails **open**: the request goes through,
-  a ``RateLimiterFailOpen`` metric and a warning log line record it. A limiter outage must not take the
-  contact form and the chat down with it.
+- Clients are counted per IPv4 address and per IPv6 /64 (``client_of``): one subscriber's prefix holds
+  2^64 addresses, so counting IPv6 per address would give one client 2^64 quotas.
+- DynamoDB failing transiently (throttled, 5xx, timeouts, unreachable: ``StoreUnavailable``) fails
+  **open**: the request goes through, a ``RateLimiterFailOpen`` metric and a warning log line record it.
+  A limiter outage must not take the contact form and the chat down with it. A configuration error
+  (access denied, a missing table, a validation error) is not an outage: it propagates, so the request
+  is a 500 with an ERROR log and the first request after a bad deploy shows it, instead of every limit
+  silently switching off.
 - Callers holding ``*`` (admins) are not limited. Public routes carry no JWT claims, so they never pay
   for the roles lookup.
 
@@ -27,6 +32,7 @@ Answers carry the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers):
 from __future__ import annotations
 
 import functools
+import ipaddress
 import math
 import threading
 import time
@@ -36,7 +42,6 @@ from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from botocore.exceptions import BotoCoreError, ClientError
 
 from arcturus.errors import StoreUnavailable
 from arcturus.http import Problem
@@ -65,8 +70,8 @@ class Rule:
             return path.startswith(self.path[:-1])
         return path == self.path
 
-    def counter_key(self, ip: str, window_start: int) -> str:
-        return f"rate:{self.name}:{ip}:{window_start}"
+    def counter_key(self, client: str, window_start: int) -> str:
+        return f"rate:{self.name}:{client}:{window_start}"
 
     @property
     def policy(self) -> str:
@@ -80,6 +85,24 @@ RULES: Final = (
     Rule("auth", "POST", "/api/auth/*", limit=20, window_s=60),
 )
 """Every limit in the API, in one place; a route without a rule is not limited."""
+
+
+IPV6_CLIENT_PREFIX: Final = 64
+"""IPv6 clients are counted per /64: the smallest prefix a subscriber is normally given."""
+
+
+def client_of(ip: str) -> str:
+    """The client ``ip`` is counted as: the IPv4 address itself (also when IPv4-mapped in IPv6), or the
+    IPv6 /64 network it is in (``2001:db8:1:2::/64``). An address that does not parse counts as itself."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address)
 
 
 def rule_for(method: str, path: str, rules: tuple[Rule, ...] = RULES) -> Rule | None:
@@ -127,14 +150,14 @@ class FloodShield:
         self._until: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
-    def blocks(self, rule: Rule, ip: str, now: float) -> bool:
+    def blocks(self, rule: Rule, client: str, now: float) -> bool:
         with self._lock:
-            return self._until.get((rule.name, ip), 0.0) > now
+            return self._until.get((rule.name, client), 0.0) > now
 
-    def block(self, rule: Rule, ip: str, *, until: float, now: float) -> None:
+    def block(self, rule: Rule, client: str, *, until: float, now: float) -> None:
         with self._lock:
-            self._until.pop((rule.name, ip), None)
-            self._until[(rule.name, ip)] = until
+            self._until.pop((rule.name, client), None)
+            self._until[(rule.name, client)] = until
             if len(self._until) > self._capacity:
                 self._until = {client: end for client, end in self._until.items() if end > now}
             while len(self._until) > self._capacity:
@@ -162,25 +185,27 @@ class RateLimiter:
         self.shield = shield or FloodShield()
 
     def hit(self, rule: Rule, ip: str) -> Decision:
-        """Count one request from ``ip`` under ``rule`` and say whether it may proceed."""
+        """Count one request from ``ip`` (as ``client_of`` groups it) under ``rule`` and say whether it may
+        proceed. Raises the store's error when it is not transient (see the module docstring)."""
+        client = client_of(ip)
         now = self._clock()
         window_start = int(now // rule.window_s) * rule.window_s
         window_end = window_start + rule.window_s
         reset_s = max(1, math.ceil(window_end - now))
-        if self.shield.blocks(rule, ip, now):
+        if self.shield.blocks(rule, client, now):
             return self._denied(rule, reset_s)
         try:
             # The key names the window, so the expiry is only clean-up: KV's minimum TTL past the end.
             count = self._kv.increment(
-                rule.counter_key(ip, window_start), expiration=window_end + MIN_EXPIRATION_TTL
+                rule.counter_key(client, window_start), expiration=window_end + MIN_EXPIRATION_TTL
             )
-        except (StoreUnavailable, ClientError, BotoCoreError) as error:
+        except StoreUnavailable as error:
             logger.warning("rate limiter failing open", extra={"rule": rule.name, "error": str(error)})
             metrics.add_metric(name="RateLimiterFailOpen", unit="Count", value=1)
             return Decision(rule, allowed=True, remaining=None, reset_s=reset_s)
         if count >= rule.limit:
             # Counts only grow within a window: every later request here would be denied anyway.
-            self.shield.block(rule, ip, until=window_end, now=now)
+            self.shield.block(rule, client, until=window_end, now=now)
         if count > rule.limit:
             return self._denied(rule, reset_s)
         return Decision(rule, allowed=True, remaining=rule.limit - count, reset_s=reset_s)
