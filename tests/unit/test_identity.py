@@ -106,8 +106,8 @@ class TestCaller:
 
 
 class TestClaims:
-    def test_the_email_claim_is_lower_cased_and_trimmed(self) -> None:
-        event = http_event("GET", "/x", claims={"email": "  Member@Example.COM "})
+    def test_the_email_claim_is_lower_cased(self) -> None:
+        event = http_event("GET", "/x", claims={"email": "Member@Example.COM", "email_verified": "true"})
 
         assert claimed_email(event) == MEMBER
         assert claimed_email(APIGatewayProxyEventV2(event)) == MEMBER
@@ -120,9 +120,20 @@ class TestClaims:
             {"sub": "abc"},
             {"email": ""},
             {"email": 42},
+            {"email": MEMBER},
             {"email": MEMBER, "email_verified": "false"},
             {"email": MEMBER, "email_verified": False},
+            {"email": MEMBER, "email_verified": "0"},
+            {"email": MEMBER, "email_verified": "no"},
+            {"email": MEMBER, "email_verified": ""},
+            {"email": MEMBER, "email_verified": " false"},
+            {"email": MEMBER, "email_verified": 1},
+            {"email": "\u212aate@example.com", "email_verified": "true"},
+            {"email": "m\u00e9mber@example.com", "email_verified": "true"},
+            {"email": "  member@example.com ", "email_verified": "true"},
+            {"email": "member@example.com\n", "email_verified": "true"},
         ],
+        ids=repr,
     )
     def test_no_usable_email(self, claims: dict[str, Any] | None) -> None:
         assert claimed_email(http_event("GET", "/x", claims=claims)) is None
@@ -132,6 +143,16 @@ class TestClaims:
         event = http_event("GET", "/x", claims={"email": MEMBER, "email_verified": verified})
 
         assert claimed_email(event) == MEMBER
+
+    def test_an_issuer_without_the_verified_claim_is_trusted_only_when_configured(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Cloudflare Access sends no email_verified: the JwtRequireEmailVerified=false deployments.
+        monkeypatch.setenv("REQUIRE_EMAIL_VERIFIED", "false")
+
+        assert claimed_email(http_event("GET", "/x", claims={"email": MEMBER})) == MEMBER
+        unverified = {"email": MEMBER, "email_verified": "false"}
+        assert claimed_email(http_event("GET", "/x", claims=unverified)) is None
 
 
 class TestRequires:

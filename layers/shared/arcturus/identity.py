@@ -12,9 +12,10 @@ lacks the permission; otherwise the resolved ``Caller`` is in ``current_caller(a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -82,22 +83,35 @@ def caller_from(document: RolesDocument, email: str) -> Caller | None:
     )
 
 
+EMAIL_VERIFIED_REQUIRED_ENV: Final = "REQUIRE_EMAIL_VERIFIED"
+"""``false`` (the ``JwtRequireEmailVerified`` template parameter) for an issuer that sends no
+``email_verified`` claim at all, such as Cloudflare Access; any other value requires the claim."""
+
+
 def claimed_email(event: APIGatewayProxyEventV2 | Mapping[str, Any]) -> str | None:
     """The lower-cased ``email`` claim the JWT authorizer passed on, or None.
 
-    An issuer that says ``email_verified: false`` is not trusted with that email: anyone can type an
-    address they do not own at sign-up. Issuers that omit the claim (Cloudflare Access) are trusted.
+    The claim must be plain ASCII with nothing around it, checked before lower-casing: Unicode case
+    folding maps other characters onto ASCII letters (the Kelvin sign K onto k), and a padded address is
+    not the one the issuer verified. ``email_verified`` must be true (the boolean or the string
+    ``"true"``): anyone can type an address they do not own at sign-up. An issuer that never sends the
+    claim is trusted only when ``REQUIRE_EMAIL_VERIFIED`` is ``false``; a claim it does send must still
+    be true.
     """
     raw = event.raw_event if isinstance(event, APIGatewayProxyEventV2) else event
     claims = (((raw.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims")
     if not isinstance(claims, Mapping):
         return None
     email = claims.get("email")
-    if not isinstance(email, str) or not email.strip():
+    if not isinstance(email, str) or not email or not email.isascii() or email != email.strip():
         return None
-    if str(claims.get("email_verified", "true")).lower() == "false":
+    if "email_verified" in claims:
+        verified = claims["email_verified"]
+        if verified is not True and verified != "true":
+            return None
+    elif os.environ.get(EMAIL_VERIFIED_REQUIRED_ENV, "true") != "false":
         return None
-    return email.strip().lower()
+    return email.lower()
 
 
 def resolve_caller(event: APIGatewayProxyEventV2 | Mapping[str, Any]) -> Caller | None:
