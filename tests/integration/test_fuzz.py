@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
 from local.datadir import DataDir
@@ -252,3 +253,57 @@ def readable(body: bytes | str | None) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+# -- hostile values the document's strategies do not draw ------------------------------------------------
+
+BODY_FIELDS = {
+    "/api/contact": ("name", "email", "message"),
+    "/api/public/chat": ("message", "sessionId"),
+    "/api/auth/profile": ("dashboardProfiles",),
+}
+UNICODE_TRAPS = ("\u2028", "\u2029", "\u0085", "\u202e", "\u2066", "\u200b", "\ufeff", "\x9b", "\u212a")
+HOSTILE = st.one_of(
+    # Past Python's 4,300-digit limit on int(str): json.loads refuses these with a bare ValueError.
+    st.integers(min_value=4_301, max_value=6_000).map(lambda digits: "9" * digits),
+    st.builds(
+        lambda before, trap, after: json.dumps(before + trap + after, ensure_ascii=False),
+        st.text(max_size=20),
+        st.sampled_from(UNICODE_TRAPS),
+        st.text(max_size=20),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def hostile_session() -> Iterator[requests.Session]:
+    """Its own loopback address: these requests spend no other test's rate-limit quota."""
+    with requests.Session() as hostile:
+        hostile.mount("http://", _FromAddress("127.0.7.2"))
+        yield hostile
+
+
+@pytest.mark.parametrize("path", sorted(BODY_FIELDS))
+@settings(
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(values=st.lists(HOSTILE, min_size=1, max_size=3))
+def test_huge_integers_and_unicode_traps_are_refused_not_crashed_on(
+    app: LocalServe, hostile_session: requests.Session, tokens: dict[str, str], path: str, values: list[str]
+) -> None:
+    fields = BODY_FIELDS[path]
+    body = "{" + ", ".join(f'"{fields[i % len(fields)]}": {value}' for i, value in enumerate(values)) + "}"
+
+    response = hostile_session.post(
+        f"http://127.0.0.1:{app.port}{path}",
+        data=body.encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {tokens[ADMIN]}"},
+        timeout=30,
+    )
+
+    assert response.status_code < 500, (path, body[:200], response.text)
+    if response.status_code >= 400:
+        assert response.headers["Content-Type"] == "application/problem+json", response.text

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +20,13 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from pydantic import ValidationError
 
 from arcturus import aws
-from arcturus.contact import IDEMPOTENCY_PARTITION, IDEMPOTENCY_TTL_S, ContactInbox, ContactMessage
+from arcturus.contact import (
+    IDEMPOTENCY_PARTITION,
+    IDEMPOTENCY_TTL_S,
+    NOT_IN_A_LINE,
+    ContactInbox,
+    ContactMessage,
+)
 from arcturus.http import Problem
 from arcturus.kv import KVNamespace
 from tests.conftest import TABLE, Clock
@@ -110,6 +119,31 @@ class TestMessage:
 
         with pytest.raises(ValidationError):
             ContactMessage(name="Ada\nBcc: x@y.z", email="ada@example.org", message="hi")
+
+    @pytest.mark.parametrize(
+        "separator",
+        ["\u2028", "\u2029", "\u0085", "\u202e", "\u2066", "\u200b", "\ufeff", "\x9b", "\U000e0041"],
+        ids=["LS", "PS", "NEL", "RLO", "LRI", "ZWSP", "BOM", "CSI", "TAG-A"],
+    )
+    def test_a_name_cannot_forge_lines_or_reorder_text_in_the_notification(self, separator: str) -> None:
+        # Mail clients break lines at LS, PS and NEL, and bidi controls reorder what the owner reads.
+        with pytest.raises(ValidationError):
+            ContactMessage(name=f"Ada{separator}Received: forged", email="ada@example.org", message="hi")
+
+    def test_names_in_any_script_are_welcome(self) -> None:
+        assert ContactMessage(name="Ада Лавлейс — 艾达 ☕", email="ada@example.org", message="hi").name
+
+    def test_the_refused_characters_are_unicodes_separators_controls_and_format_characters(self) -> None:
+        refused = re.compile(f"[{NOT_IN_A_LINE}]")
+        categories = {"Zl", "Zp", "Cc", "Cf", "Cs"}
+
+        mismatched = [
+            hex(code)
+            for code in range(sys.maxunicode + 1)
+            if (unicodedata.category(chr(code)) in categories) != bool(refused.match(chr(code)))
+        ]
+
+        assert mismatched == [], f"NOT_IN_A_LINE is out of date for Unicode {unicodedata.unidata_version}"
 
 
 class TestContactForm:

@@ -58,15 +58,25 @@ _EMAIL = re.compile(
     r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
     r"@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_](?:[\w-]{0,61}[^\W_])"
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Unicode's line and paragraph separators (Zl, Zp), format characters such as the bidi controls (Cf),
+# C0 and C1 controls (Cc) and lone surrogates (Cs), as of Unicode 15.1 (tests/unit/test_contact.py
+# checks it against unicodedata): none belongs in a name that goes on one line of the owner's email.
+NOT_IN_A_LINE: Final = (
+    r"\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    r"\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f"
+)
+"""The inside of a regex character class, shared by the validator and the OpenAPI pattern."""
+_NOT_IN_A_LINE = re.compile(f"[{NOT_IN_A_LINE}]")
 _CONTROL_BUT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 IDEMPOTENCY_KEY_PATTERN: Final = rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$"
 """The key as the OpenAPI document shows it (``idempotency_key`` also takes it in double quotes)."""
-_LINE_CHAR = r"[^\x00-\x1f\x7f]"
+_LINE_CHAR = f"[^{NOT_IN_A_LINE}]"
 _TEXT_CHAR = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-SINGLE_LINE_PATTERN: Final = rf"^{_LINE_CHAR}*[^{BLANK}\x00-\x1f\x7f]{_LINE_CHAR}*$"
-"""A name as JSON Schema says it: no line breaks or control characters, not only whitespace."""
+SINGLE_LINE_PATTERN: Final = rf"^{_LINE_CHAR}*[^{BLANK}{NOT_IN_A_LINE}]{_LINE_CHAR}*$"
+"""A name as JSON Schema says it: nothing of ``NOT_IN_A_LINE``, not only whitespace."""
 TEXT_PATTERN: Final = rf"^{_TEXT_CHAR}*[^{BLANK}\x00-\x08\x0b\x0c\x0e-\x1f\x7f]{_TEXT_CHAR}*$"
 """A message as JSON Schema says it: line breaks and tabs allowed, other control characters not."""
 
@@ -78,8 +88,8 @@ def _email(value: str) -> str:
 
 
 def _single_line(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain line breaks or control characters")
+    if _NOT_IN_A_LINE.search(value):
+        raise ValueError("must not contain line breaks, control or format characters (such as bidi controls)")
     return value
 
 
