@@ -146,6 +146,35 @@ class TestMessage:
         assert mismatched == [], f"NOT_IN_A_LINE is out of date for Unicode {unicodedata.unidata_version}"
 
 
+class TestRetention:
+    def test_a_message_is_kept_90_days_by_default(self, function: ModuleType, kv: KVNamespace) -> None:
+        before = time.time()
+        post(function)
+
+        [entry] = kv.list(prefix="contact:")["keys"]
+        assert int(before) + 90 * 86_400 <= entry["expiration"] <= time.time() + 90 * 86_400 + 1
+
+    def test_the_retention_comes_from_the_template_parameter(
+        self, mailbox: Mailbox, kv: KVNamespace, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CONTACT_RETENTION_DAYS", "7")
+        cold_start()
+        post(load_function("contact"))
+
+        [entry] = kv.list(prefix="contact:")["keys"]
+        assert abs(entry["expiration"] - (time.time() + 7 * 86_400)) < 5
+
+    @pytest.mark.parametrize("days", ["0", "-1", "3651", "ninety", "", "7.5"])
+    def test_a_bad_retention_fails_the_init_naming_the_variable(
+        self, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, days: str
+    ) -> None:
+        monkeypatch.setenv("CONTACT_RETENTION_DAYS", days)
+        cold_start()
+
+        with pytest.raises(RuntimeError, match="CONTACT_RETENTION_DAYS"):
+            load_function("contact")
+
+
 class TestContactForm:
     def test_a_message_is_stored_sent_and_answered_202(
         self, function: ModuleType, mailbox: Mailbox, kv: KVNamespace
@@ -158,7 +187,6 @@ class TestContactForm:
         [entry] = kv.list(prefix="contact:")["keys"]
         assert entry["name"].startswith("contact:20")
         assert entry["name"].endswith(f"Z:{message_id}")
-        assert "expiration" not in entry
         record = kv.get(entry["name"], type="json")
         assert record == {
             "id": message_id,

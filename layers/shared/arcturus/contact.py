@@ -140,6 +140,21 @@ def idempotency_key(header: str | None) -> str | None:
     return key
 
 
+DAY_S: Final = 86_400
+DEFAULT_RETENTION_DAYS: Final = 90
+MAX_RETENTION_DAYS: Final = 3_650
+RETENTION_ENV: Final = "CONTACT_RETENTION_DAYS"
+"""How long a contact message is kept (the ``ContactRetentionDays`` template parameter)."""
+
+
+def retention_days_from_env() -> int:
+    """``CONTACT_RETENTION_DAYS`` (default 90): whole days, 1 to 3650; anything else fails the init."""
+    raw = os.environ.get(RETENTION_ENV, str(DEFAULT_RETENTION_DAYS))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_RETENTION_DAYS:
+        raise RuntimeError(f"{RETENTION_ENV} must be whole days from 1 to {MAX_RETENTION_DAYS}, not {raw!r}")
+    return int(raw)
+
+
 class ContactInbox:
     """Takes contact messages: stores, then announces each one, at most once per Idempotency-Key.
 
@@ -154,9 +169,11 @@ class ContactInbox:
         *,
         sns: Any,
         idempotency: DynamoDBPersistenceLayer,
+        retention_s: int = DEFAULT_RETENTION_DAYS * DAY_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._kv = kv
+        self._retention_s = retention_s
         self._topic_arn = topic_arn
         self._sns = sns
         self._clock = clock
@@ -190,7 +207,13 @@ class ContactInbox:
             expiry_attr=TTL_ATTRIBUTE,
             boto3_client=aws.dynamodb(),
         )
-        return cls(kv, topic_arn, sns=aws.client("sns"), idempotency=idempotency)
+        return cls(
+            kv,
+            topic_arn,
+            sns=aws.client("sns"),
+            idempotency=idempotency,
+            retention_s=retention_days_from_env() * DAY_S,
+        )
 
     def accept(
         self, message: ContactMessage, *, key: str | None = None, context: LambdaContext | None = None
@@ -227,7 +250,11 @@ class ContactInbox:
         received = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds")
         received = received.replace("+00:00", "Z")
         record = {"id": message_id, "receivedAt": received, **message.model_dump(mode="json")}
-        self._kv.put(f"contact:{received}:{message_id}", json.dumps(record, ensure_ascii=False))
+        self._kv.put(
+            f"contact:{received}:{message_id}",
+            json.dumps(record, ensure_ascii=False),
+            expiration_ttl=self._retention_s,
+        )
         self._announce(record)
         logger.info("contact message taken", extra={"contactId": message_id})
         return {"id": message_id}
