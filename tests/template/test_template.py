@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,23 @@ def test_deployed_functions_use_aws_endpoints_and_sam_local_may_redirect_them() 
 
 def test_cfn_lint_finds_nothing() -> None:
     assert [str(match) for match in lint_file(TEMPLATE)] == []
+
+
+def test_sign_in_accounts_are_case_insensitive_and_email_changes_wait_for_verification() -> None:
+    pool = template()["Resources"]["UserPool"]["Properties"]
+
+    assert pool["UsernameConfiguration"] == {"CaseSensitive": False}
+    assert pool["UserAttributeUpdateSettings"] == {"AttributesRequireVerificationBeforeUpdate": ["email"]}
+
+
+def test_prod_names_its_dashboard_origin_instead_of_any() -> None:
+    rule = template()["Rules"]["ProdNamesItsDashboardOrigin"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+    assert rule["Assertions"][0]["Assert"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowOrigins"}, "*"]}]
+    }
+
+    prod = tomllib.loads((ROOT / "samconfig.toml").read_text())["prod"]["deploy"]["parameters"]
+    overrides = dict(pair.split("=", 1) for pair in prod["parameter_overrides"].split())
+    assert overrides["Stage"] == "prod"
+    assert overrides["CorsAllowOrigins"].startswith("https://")
