@@ -2,7 +2,8 @@
 
 ``GET /api/openapi.json`` answers the API's OpenAPI document when no template route claims that path,
 as an API Gateway export would. Also three endpoints under ``/__local/`` (a path no template route can
-have) for the ``local`` commands, answered only to loopback clients: ``GET health``,
+have) for the ``local`` commands, answered only to loopback clients that name this machine and come
+from no web page (see ``_not_from_a_local_command``): ``GET health``,
 ``POST invoke/<LogicalId>`` (body: the event) and ``POST schedule`` (fire every schedule once, for
 ``warmup``).
 """
@@ -18,6 +19,7 @@ import time
 import traceback
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import urlsplit
 
 from local.authorizer import JwtAuthorizer
 from local.console import Console
@@ -34,6 +36,35 @@ MAX_BODY = 10 * 1024 * 1024
 """API Gateway's request payload limit."""
 ADMIN_PREFIX = "/__local/"
 INTERNAL_ERROR = {"message": "Internal Server Error"}
+
+
+def is_loopback_name(host: str) -> bool:
+    """``localhost`` or a loopback address (``127.0.0.5``, ``[::1]``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _not_from_a_local_command(request: HttpRequest) -> str | None:
+    """Why ``request`` may not use the ``/__local/`` endpoints, or None.
+
+    The peer must be on loopback. That alone would let a web page open in the developer's browser reach
+    them (its fetch comes from loopback too): a request naming another host (DNS rebinding) or carrying
+    an Origin that is not this machine (a cross-site fetch or form) is refused. The ``local`` commands
+    send neither.
+    """
+    if not ipaddress.ip_address(request.source_ip).is_loopback:
+        return "the local runtime's own endpoints are for loopback"
+    host = urlsplit(f"//{request.header('host') or ''}").hostname or ""
+    if not is_loopback_name(host):
+        return f"the local runtime's own endpoints answer only requests for this machine, not {host!r}"
+    origin = request.header("origin")
+    if origin is not None and not is_loopback_name(urlsplit(origin).hostname or ""):
+        return f"the local runtime's own endpoints refuse requests from web pages ({origin})"
+    return None
 
 
 def _request_id() -> str:
@@ -134,10 +165,9 @@ class Gateway:
     # -- the local commands' endpoints ---------------------------------------------------------------
 
     def _admin(self, request: HttpRequest) -> HttpResponse:
-        if not ipaddress.ip_address(request.source_ip).is_loopback:
-            return HttpResponse.problem(
-                403, "Forbidden", "the local runtime's own endpoints are for loopback"
-            )
+        refusal = _not_from_a_local_command(request)
+        if refusal is not None:
+            return HttpResponse.problem(403, "Forbidden", refusal)
         action = request.raw_path[len(ADMIN_PREFIX) :]
         if request.method == "GET" and action == "health":
             return HttpResponse.json(200, {"status": "ok"})

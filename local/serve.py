@@ -22,7 +22,7 @@ from local.cors import Cors
 from local.datadir import DataDir, ServeInfo
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from local.deployment import Deployment
-from local.gateway import Gateway, GatewayServer
+from local.gateway import Gateway, GatewayServer, is_loopback_name
 from local.openapi import DOCUMENT_PATH, ServedDocument
 from local.routes import RouteTable
 from local.scheduler import Scheduler, fire
@@ -178,6 +178,27 @@ def _kv_location(deployment: Deployment) -> tuple[str, str]:
         return "", ""
 
 
+def exposure_warning(host: str, port: str) -> list[str]:
+    """What to tell a developer whose embedded AWS listens on ``host``: nothing on loopback, a note on
+    one other address (the Docker bridge, for sam local), a loud warning on every interface."""
+    if is_loopback_name(host):
+        return []
+    exposed = (
+        "has NO authentication: whoever reaches it can read and rewrite the roles document, the KV data "
+        "and the warmup secret"
+    )
+    if host not in ("0.0.0.0", "::"):
+        return [f"local: the embedded AWS on {host}:{port} {exposed}; keep {host} private."]
+    rule = "local: WARNING " + "=" * 90
+    return [
+        rule,
+        f"local: WARNING the embedded AWS listens on EVERY interface ({host}:{port}) and {exposed}.",
+        "local: WARNING For sam local, listen on the Docker bridge only (docker network inspect bridge):",
+        "local: WARNING usually --host 172.17.0.1.",
+        rule,
+    ]
+
+
 def _announce_aws_only(deployment: Deployment, data: DataDir, options: ServeOptions) -> None:
     """Write the env-vars file ``sam local`` needs to reach this endpoint from its containers."""
     port = deployment.aws.endpoint.rpartition(":")[2]
@@ -192,6 +213,8 @@ def _announce_aws_only(deployment: Deployment, data: DataDir, options: ServeOpti
     path.write_text(json.dumps(env_vars, indent=2) + "\n")
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     deployment.log(f"local: embedded AWS only, on {options.host}:{port}, data in {data.path}")
+    for line in exposure_warning(options.host, port):
+        deployment.log(line)
     deployment.log(
         f"local: sam local start-api --env-vars {shown} --add-host host.docker.internal:host-gateway"
     )

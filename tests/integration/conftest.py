@@ -138,8 +138,9 @@ class LocalServe:
     ) -> Response:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            connection.putrequest(method, path, skip_accept_encoding=True)
             pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+            named_host = any(name.lower() == "host" for name, _ in pairs)
+            connection.putrequest(method, path, skip_host=named_host, skip_accept_encoding=True)
             payload = body.encode() if isinstance(body, str) else body
             for name, value in pairs:
                 connection.putheader(name, value)

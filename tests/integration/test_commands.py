@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from local.serve import exposure_warning
 from tests.integration.conftest import FIXTURE_TEMPLATE, LocalServe, run_cli
 
 pytestmark = pytest.mark.integration
@@ -90,3 +91,16 @@ def test_token_prints_the_token_on_its_last_line(fixture_app: LocalServe) -> Non
     lines = fixture_app.cli("token", "--email", "demo@example.com").stdout.splitlines()
 
     assert lines[-1].count(".") == 2
+
+
+@pytest.mark.parametrize(
+    ("host", "lines"),
+    [("127.0.0.1", 0), ("localhost", 0), ("172.17.0.1", 1), ("0.0.0.0", 5), ("::", 5)],
+)
+def test_an_embedded_aws_off_loopback_is_announced_and_on_every_interface_loudly(
+    host: str, lines: int
+) -> None:
+    warning = exposure_warning(host, "4566")
+
+    assert len(warning) == lines
+    assert all("NO authentication" in line for line in warning if host in line)

@@ -97,3 +97,29 @@ def test_a_hundred_concurrent_connections_are_all_served(fixture_app: LocalServe
         replies = list(pool.map(ask, connections))
 
     assert all(reply.startswith(b"HTTP/1.1 404") for reply in replies)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "attacker.example:3000"},  # DNS rebinding: a name that resolves to 127.0.0.1
+        {"Origin": "https://attacker.example"},  # a page in the developer's browser
+        {"Origin": "null"},  # a sandboxed frame or a file:// page
+    ],
+    ids=["rebound-host", "cross-site-origin", "null-origin"],
+)
+def test_a_web_page_cannot_use_the_local_endpoints(fixture_app: LocalServe, headers: dict[str, str]) -> None:
+    invoked = fixture_app.request("POST", "/__local/invoke/EchoFunction", headers=headers, body="{}")
+    health = fixture_app.request("GET", "/__local/health", headers=headers)
+
+    assert (invoked.status, health.status) == (403, 403)
+    assert invoked.json()["status"] == 403
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Host": "localhost"}, {"Origin": "http://127.0.0.1:3000"}],
+    ids=["as-sent", "localhost", "local-origin"],
+)
+def test_the_local_commands_still_reach_them(fixture_app: LocalServe, headers: dict[str, str]) -> None:
+    assert fixture_app.request("GET", "/__local/health", headers=headers).status == 200
