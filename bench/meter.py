@@ -90,7 +90,11 @@ def _units(op: str, params: dict[str, Any], parsed: dict[str, Any]) -> tuple[flo
     elif op == "PutItem":
         old = item_size(parsed.get("Attributes", {}))
         wcu = math.ceil(max(item_size(params["Item"]), old, 1) / 1024)
-    elif op in {"UpdateItem", "DeleteItem"}:
+    elif op == "UpdateItem":
+        # Billed on the larger of the item before and after; the values it sets approximate "after".
+        old = item_size(parsed.get("Attributes", {}))
+        wcu = math.ceil(max(item_size(params.get("ExpressionAttributeValues", {})), old, 1) / 1024)
+    elif op == "DeleteItem":
         wcu = max(1, math.ceil(item_size(parsed.get("Attributes", {})) / 1024))
     elif op == "BatchWriteItem":
         for requests in params["RequestItems"].values():

@@ -358,6 +358,7 @@ class _Plan:
     fault: Fault
     times: int | None
     after: int
+    key_prefix: str | None = None
 
 
 class FailingAWS:
@@ -387,10 +388,18 @@ class FailingAWS:
         self._saved_time: Any = None
 
     def fail(
-        self, operation: str | None, fault: Fault, *, times: int | None = None, after: int = 0
+        self,
+        operation: str | None,
+        fault: Fault,
+        *,
+        times: int | None = None,
+        after: int = 0,
+        key_prefix: str | None = None,
     ) -> FailingAWS:
+        """See the class; ``key_prefix`` narrows the plan to requests on items whose sort key (the KV
+        key) starts with it, e.g. ``rate:`` for the limiter's counters (an UpdateItem like any write)."""
         with self._lock:
-            self._plans.append(_Plan(operation, fault, times, after))
+            self._plans.append(_Plan(operation, fault, times, after, key_prefix))
         return self
 
     def heal(self) -> None:
@@ -414,11 +423,13 @@ class FailingAWS:
         self._events.unregister("before-send", self._send)
         self._events.register("before-send", self._moto)
 
-    def _fault_for(self, operation: str) -> Fault | None:
+    def _fault_for(self, operation: str, sort_key: str) -> Fault | None:
         with self._lock:
             self.attempts[operation] += 1
             for plan in self._plans:
                 if plan.operation not in (None, operation) or plan.times == 0:
+                    continue
+                if plan.key_prefix is not None and not sort_key.startswith(plan.key_prefix):
                     continue
                 if plan.after:
                     plan.after -= 1
@@ -431,7 +442,7 @@ class FailingAWS:
 
     def _send(self, event_name: str, request: Any, **kwargs: Any) -> Any:
         operation = event_name.rsplit(".", 1)[-1]
-        fault = self._fault_for(operation)
+        fault = self._fault_for(operation, _sort_key(request.body))
         if fault is None:
             return self._moto(event_name, request, **kwargs)
         if fault.lands:
@@ -455,6 +466,16 @@ class FailingAWS:
             body = json.dumps({"__type": fault.code, "message": message})
             headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": str(uuid.uuid4())}
         return AWSResponse(url, fault.status, headers, MockRawResponse(body))
+
+
+def _sort_key(body: bytes | str | None) -> str:
+    """The ``sk`` a DynamoDB request names in ``Key`` or ``Item`` ("" for any other request)."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return ""
+    target = request.get("Key") or request.get("Item") or {} if isinstance(request, dict) else {}
+    return str(target.get("sk", {}).get("S", "")) if isinstance(target, dict) else ""
 
 
 # -- every function at once ----------------------------------------------------------------------------

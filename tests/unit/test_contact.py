@@ -257,12 +257,14 @@ class TestContactForm:
     def test_a_store_failure_is_503_and_sends_nothing(
         self, function: ModuleType, mailbox: Mailbox, kv: KVNamespace
     ) -> None:
+        # Every write fails: the limiter's counter (it fails open) and the message's.
         with InjectedError(
-            aws.dynamodb(), "PutItem", code="ProvisionedThroughputExceededException", status=400
+            aws.dynamodb(), "UpdateItem", code="ProvisionedThroughputExceededException", status=400
         ):
             response = post(function)
 
         assert response["statusCode"] == 503
+        assert kv.list(prefix="contact:")["keys"] == []
         assert mailbox.received() == []
 
     def test_the_function_refuses_to_start_without_its_topic(

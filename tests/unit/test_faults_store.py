@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
-from botocore.exceptions import SSLError
+from botocore.exceptions import ReadTimeoutError, SSLError
 
 from arcturus import aws, background
 from arcturus.cache import Entry, cache_key, container_cache
@@ -287,11 +288,11 @@ def test_the_rate_limiter_fails_open_when_its_counter_cannot_be_written(
 ) -> None:
     for route in ("POST /api/contact", "POST /api/public/chat"):
         with FailingAWS(aws.dynamodb()) as dynamodb:
-            dynamodb.fail("UpdateItem", THROTTLED)
+            dynamodb.fail("UpdateItem", THROTTLED, key_prefix="rate:")
             response = call(route, stack)
 
         assert response["statusCode"] in (200, 202), route
-        assert dynamodb.attempts["UpdateItem"] == ATTEMPTS
+        assert dynamodb.failed["UpdateItem"] == ATTEMPTS
         # Unchecked, so no remaining count is claimed; the policy is still announced.
         assert "RateLimit" not in response["headers"]
         assert "RateLimit-Policy" in response["headers"]
@@ -333,8 +334,8 @@ def test_a_miss_while_the_store_is_down_still_asks_the_source(stack: Stack) -> N
     """KV is asked once for the value(s) and once per key for the refresh lease; then it is left alone
     (no write of the fetched value, no lease to release) and the value is kept in memory."""
     kv_requests = {
-        "GET /api/status": {"GetItem": ATTEMPTS, "PutItem": ATTEMPTS},
-        "GET /api/dashboard": {"BatchGetItem": ATTEMPTS, "PutItem": 2 * ATTEMPTS},
+        "GET /api/status": {"GetItem": ATTEMPTS, "UpdateItem": ATTEMPTS},
+        "GET /api/dashboard": {"BatchGetItem": ATTEMPTS, "UpdateItem": 2 * ATTEMPTS},
     }
     warm_roles(stack)
     for route, expected in kv_requests.items():
@@ -388,7 +389,7 @@ def test_a_roles_put_that_fails_leaves_the_document_and_its_etag(stack: Stack) -
 
     for fault in STORE_FAULTS:
         with FailingAWS(aws.dynamodb()) as dynamodb:
-            dynamodb.fail("PutItem", fault)
+            dynamodb.fail("UpdateItem", fault)
             response = put_roles(function, roles_document("new@example.com"), etag)
 
         unavailable(response)
@@ -404,11 +405,11 @@ def test_a_roles_put_whose_answer_was_lost_is_not_a_false_conflict(stack: Stack)
     edited = roles_document("new@example.com")
 
     with FailingAWS(aws.dynamodb()) as dynamodb:
-        dynamodb.fail("PutItem", ANSWER_LOST, times=1)
+        dynamodb.fail("UpdateItem", ANSWER_LOST, times=1)
         response = put_roles(function, edited, etag)
 
     assert response["statusCode"] == 200, response
-    assert dynamodb.attempts["PutItem"] == 2
+    assert dynamodb.attempts["UpdateItem"] == 2
     assert roles(function) == (edited, response["headers"]["ETag"])
     # The ETag it answered is the stored one: the next edit goes through with it.
     assert (
@@ -429,7 +430,7 @@ def test_a_profile_save_that_fails_changes_nothing(stack: Stack, capsys: pytest.
 
     unavailable(response)
     # The limiter failed open first; the save itself is what answered 503.
-    assert dynamodb.attempts == {"UpdateItem": ATTEMPTS, "PutItem": ATTEMPTS}
+    assert dynamodb.attempts == {"UpdateItem": 2 * ATTEMPTS}
     assert "RateLimiterFailOpen" in emitted(capsys)
     assert KVNamespace.from_env().get(ROLES_KEY, "json") == stored
     assert json_body(call("GET /api/auth/me", stack, me)) == before
@@ -453,7 +454,7 @@ def test_a_contact_message_that_cannot_be_stored_is_503_and_never_sent(stack: St
 
     for number, fault in enumerate(STORE_FAULTS):
         with FailingAWS(aws.dynamodb()) as dynamodb:
-            dynamodb.fail("PutItem", fault)
+            dynamodb.fail("UpdateItem", fault, key_prefix="contact:")
             response = post_contact(contact, ip=f"203.0.113.{number + 1}")
 
         unavailable(response)
@@ -484,7 +485,7 @@ def test_a_keyed_contact_retry_after_a_store_failure_is_taken_once(stack: Stack)
 
     with FailingAWS(aws.dynamodb()) as dynamodb:
         # The idempotency record goes in first; then the message itself cannot be stored.
-        dynamodb.fail("PutItem", THROTTLED, after=1)
+        dynamodb.fail("UpdateItem", THROTTLED, key_prefix="contact:")
         failed = post_contact(contact, key="retry-me")
     retried = post_contact(contact, key="retry-me")
     repeated = post_contact(contact, key="retry-me")
@@ -519,7 +520,7 @@ def test_a_chat_message_that_cannot_be_stored_leaves_the_conversation_as_it_was(
     for number, fault in enumerate(STORE_FAULTS):
         ip = f"203.0.113.{number + 1}"  # each fault from its own address: no case meets the limit
         with FailingAWS(aws.dynamodb()) as dynamodb:
-            dynamodb.fail("PutItem", fault)
+            dynamodb.fail("UpdateItem", fault, key_prefix="ai:conversation:")
             failed_new = chat(function, "a new session", ip=ip)
             failed_next = chat(function, "second", session_id, ip=ip)
 
@@ -539,7 +540,7 @@ def test_a_chat_turn_that_was_stored_is_answered_even_if_its_session_record_is_n
     session_id = json_body(chat(function, "first"))["sessionId"]
 
     with FailingAWS(aws.dynamodb()) as dynamodb:
-        dynamodb.fail("PutItem", SERVER_ERROR, after=1)
+        dynamodb.fail("UpdateItem", SERVER_ERROR, key_prefix="session:")
         response = chat(function, "second", session_id)
 
     assert response["statusCode"] == 200, response
@@ -553,7 +554,7 @@ def test_a_chat_turn_whose_answer_was_lost_is_stored_once_and_answered(stack: St
     session_id = json_body(chat(function, "first"))["sessionId"]
 
     with FailingAWS(aws.dynamodb()) as dynamodb:
-        dynamodb.fail("PutItem", ANSWER_LOST, times=1)
+        dynamodb.fail("UpdateItem", ANSWER_LOST, times=1, key_prefix="ai:conversation:")
         response = chat(function, "second", session_id)
 
     assert response["statusCode"] == 200, response
@@ -564,7 +565,8 @@ def test_a_chat_turn_whose_answer_was_lost_is_stored_once_and_answered(stack: St
 
 
 def chunk_items(dynamodb: Any) -> list[str]:
-    items = dynamodb.scan(TableName=TABLE, ProjectionExpression="pk, sk")["Items"]
+    pages = dynamodb.get_paginator("scan").paginate(TableName=TABLE, ProjectionExpression="pk, sk")
+    items = [item for page in pages for item in page["Items"]]
     return sorted(item["sk"]["S"] for item in items if "#chunk#" in item["pk"]["S"])
 
 
@@ -581,7 +583,7 @@ def test_a_chunked_write_whose_switch_fails_keeps_the_old_value_and_leaves_no_ch
     chunks_before = chunk_items(dynamodb)
 
     for fault in STORE_FAULTS:
-        with FailingAWS(dynamodb).fail("PutItem", fault), pytest.raises(StoreUnavailable):
+        with FailingAWS(dynamodb).fail("UpdateItem", fault), pytest.raises(StoreUnavailable):
             kv.put("big", new)
 
         assert kv.get("big", "bytes") == old, fault
@@ -618,8 +620,74 @@ def test_a_retried_blip_in_a_chunked_write_stores_the_whole_value(kv: KVNamespac
 
     with FailingAWS(dynamodb) as failing:
         failing.fail("BatchWriteItem", SERVER_ERROR, times=1)
-        failing.fail("PutItem", THROTTLED, times=1)
+        failing.fail("UpdateItem", THROTTLED, times=1)
         kv.put("big", value)
 
     assert kv.get("big", "bytes") == value
+    assert len(chunk_items(dynamodb)) == 3
+
+
+def chunk_versions(dynamodb: Any) -> set[str]:
+    return {name.partition("#")[0] for name in chunk_items(dynamodb)}
+
+
+@pytest.mark.parametrize("size", [3 * CHUNK_BYTES + 1, 100], ids=["chunked", "inline"])
+def test_a_put_whose_answer_was_lost_keeps_its_value_and_drops_only_the_replaced_chunks(
+    kv: KVNamespace, dynamodb: Any, size: int
+) -> None:
+    old, new = incompressible(2 * CHUNK_BYTES + 1, 6), incompressible(size, 7)
+    kv.put("big", old)
+    old_version = kv.get_with_version("big")[1]
+
+    # The head switch (the request after the chunks, when there are any) lands; its answer is lost and
+    # botocore sends it again.
+    head_switch = 1 if size > CHUNK_BYTES else 0
+    with FailingAWS(dynamodb).fail(None, ANSWER_LOST, times=1, after=head_switch):
+        kv.put("big", new)
+
+    assert kv.get("big", "bytes") == new
+    assert old_version not in chunk_versions(dynamodb), "the replaced version's chunks are orphaned"
+    assert len(chunk_items(dynamodb)) == (4 if size > CHUNK_BYTES else 0)
+
+
+def test_a_compare_and_set_whose_answer_was_lost_drops_only_the_replaced_chunks(
+    kv: KVNamespace, dynamodb: Any
+) -> None:
+    kv.put("big", incompressible(2 * CHUNK_BYTES + 1, 8))
+    _, version = kv.get_with_version("big")
+    new = incompressible(3 * CHUNK_BYTES + 1, 9)
+
+    with FailingAWS(dynamodb).fail(None, ANSWER_LOST, times=1, after=1):
+        new_version = kv.put_if_version("big", new, version)
+
+    assert kv.get_with_version("big", "bytes") == (new, new_version)
+    assert chunk_versions(dynamodb) == {new_version}
+
+
+def test_a_delete_whose_answer_was_lost_leaves_no_chunks(kv: KVNamespace, dynamodb: Any) -> None:
+    kv.put("big", incompressible(2 * CHUNK_BYTES + 1, 10))
+
+    with FailingAWS(dynamodb).fail("DeleteItem", ANSWER_LOST, times=1):
+        kv.delete("big")
+
+    assert kv.get("big") is None
+    assert chunk_items(dynamodb) == []
+
+
+def test_a_retry_never_restores_a_value_a_later_writer_replaced(kv: KVNamespace, dynamodb: Any) -> None:
+    """Writer A's head switch lands, its answer is lost; writer B replaces A's value before A's client
+    retries. A's retry must not bring its own value back over B's (whose writer deleted A's chunks)."""
+    kv.put("big", incompressible(2 * CHUNK_BYTES + 1, 11))
+    a_value, b_value = incompressible(2 * CHUNK_BYTES + 1, 12), incompressible(2 * CHUNK_BYTES + 1, 13)
+    other = KVNamespace(TABLE, kv.namespace, client=boto3.client("dynamodb", region_name="us-east-1"))
+
+    def overtaken(url: str) -> Exception:
+        other.put("big", b_value)  # B writes while A waits for its lost answer
+        return ReadTimeoutError(endpoint_url=url, error="injected")
+
+    lost_then_overtaken = Fault("answer lost, then overtaken", raises=overtaken, lands=True)
+    with FailingAWS(dynamodb).fail(None, lost_then_overtaken, times=1, after=1):
+        kv.put("big", a_value)
+
+    assert kv.get("big", "bytes") == b_value
     assert len(chunk_items(dynamodb)) == 3

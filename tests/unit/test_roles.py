@@ -375,7 +375,7 @@ class TestProfileSaves:
         with DynamoDBCalls(dynamodb) as calls:
             store.update_user_profiles(MEMBER, [profile("ops", "network")])
 
-        assert calls.operations == ["PutItem"]
+        assert calls.operations == ["UpdateItem"]
 
     def test_a_stale_copy_loses_the_first_try_and_keeps_the_other_write(
         self, store: RolesStore, kv: KVNamespace, clock: Clock, dynamodb: Any
@@ -387,7 +387,7 @@ class TestProfileSaves:
         with DynamoDBCalls(dynamodb) as calls:
             store.update_user_profiles(MEMBER, [profile("ops", "network")])
 
-        assert calls.operations == ["PutItem", "GetItem", "PutItem"]
+        assert calls.operations == ["UpdateItem", "GetItem", "UpdateItem"]
         stored = kv.get(ROLES_KEY, "json")
         assert "rival@example.com" in stored["users"]
         assert stored["users"][MEMBER]["dashboardProfiles"][0]["id"] == "ops"

@@ -223,16 +223,29 @@ class KVNamespace:
                 with contextlib.suppress(ArcturusError):
                     self._table.delete_chunks(key, head.version, head.chunks)
             raise
-        if old is not None and old.chunks:
-            self._table.delete_chunks(key, old.version, old.chunks)
+        self._drop_chunks_of(key, old, keep=head.version)
         return head.version
 
     def delete(self, key: str) -> None:
         """Remove ``key`` (and its chunks); deleting a missing key is not an error."""
         _check_key(key)
-        old = self._table.delete_head(key)
-        if old is not None and old.chunks:
-            self._table.delete_chunks(key, old.version, old.chunks)
+        self._drop_chunks_of(key, self._table.delete_head(key))
+
+    def _drop_chunks_of(self, key: str, replaced: Head | None, *, keep: str | None = None) -> None:
+        """Delete the chunks of the ``replaced`` head and of the version it had replaced in turn.
+
+        The second is usually gone already; it is there when that writer's answer was lost and a later
+        head overtook its retry. Deleting a chunk twice is harmless; the version being written
+        (``keep``) is never touched.
+        """
+        if replaced is None:
+            return
+        for version, count in (
+            (replaced.version, replaced.chunks),
+            (replaced.replaced_version, replaced.replaced_chunks),
+        ):
+            if version and count and version != keep:
+                self._table.delete_chunks(key, version, count)
 
     def increment(
         self, key: str, amount: int = 1, *, expiration: int | None = None, expiration_ttl: int | None = None

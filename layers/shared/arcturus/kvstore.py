@@ -57,6 +57,10 @@ class Head:
     chunks: int = 0
     metadata: str | None = None
     expires_at: int | None = None
+    replaced_version: str | None = None
+    """The version this head replaced when it was written, and that version's chunk count: a writer
+    whose answer was lost learns from it, on its retry, whose chunks are now garbage."""
+    replaced_chunks: int = 0
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -72,6 +76,8 @@ class Head:
             chunks=int(item["chunks"]["N"]) if "chunks" in item else 0,
             metadata=item.get("meta", {}).get("S"),
             expires_at=int(item[TTL_ATTRIBUTE]["N"]) if TTL_ATTRIBUTE in item else None,
+            replaced_version=item.get("pver", {}).get("S") or None,
+            replaced_chunks=int(item["pchunks"]["N"]) if "pchunks" in item else 0,
         )
 
 
@@ -129,46 +135,100 @@ class KVTable:
         values: Item | None = None,
         now: float = 0.0,
     ) -> Head | None:
-        """Write ``head``; return the head it replaced (atomically, from the same request).
+        """Write ``head``; return the head it replaced (atomically, from the same request), or None.
 
-        ``condition`` may use ``:now``, ``#exp`` (the TTL attribute) and the placeholders in ``values``.
-        A failed condition raises VersionConflict, unless the item already holds ``head``'s own version:
-        then an earlier attempt of this very request was written and only its answer was lost (the
-        client retried it), so the write is done; the head it replaced is unknown then (None).
+        One UpdateItem that sets every attribute of ``head``, removes the others, and records the
+        version it replaced (``pver``, ``pchunks``) from the item as it was. ``condition`` may use
+        ``:now``, ``#exp`` (the TTL attribute), ``#ver`` and the placeholders in ``values``; a failed one
+        raises VersionConflict.
+
+        botocore resends a request whose answer was lost, so this request may already have landed. It
+        never lands twice: it also requires that the item holds neither ``head``'s version nor a head
+        that replaced it. When that fails, the item tells what happened: it holds ``head`` (the write
+        is done; what it replaced is in its ``pver``), or a later head replaced ours (done as well, and
+        that later writer deletes our chunks). Without this, a retry would return our own head as the
+        one it replaced, or bring our value back over a later writer's.
         """
-        item: Item = {**self._head_key(head.key), "ver": {"S": head.version}}
-        if head.inline is not None:
-            item["v"] = {"B": head.inline}
-        if head.counter is not None:
-            item["n"] = {"N": str(head.counter)}
-        if head.encoding:
-            item["enc"] = {"S": head.encoding}
-        if head.chunks:
-            item["chunks"] = {"N": str(head.chunks)}
-        if head.metadata is not None:
-            item["meta"] = {"S": head.metadata}
-        if head.expires_at is not None:
-            item[TTL_ATTRIBUTE] = {"N": str(head.expires_at)}
-        request: dict[str, Any] = {"TableName": self._table, "Item": item, "ReturnValues": "ALL_OLD"}
-        if condition:
-            request |= _condition(condition, now)
-            request["ExpressionAttributeValues"] |= values or {}
-            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        with store_errors("PutItem"):
+        attributes: dict[str, Item | None] = {
+            "v": {"B": head.inline} if head.inline is not None else None,
+            "n": {"N": str(head.counter)} if head.counter is not None else None,
+            "enc": {"S": head.encoding} if head.encoding else None,
+            "chunks": {"N": str(head.chunks)} if head.chunks else None,
+            "meta": {"S": head.metadata} if head.metadata is not None else None,
+            TTL_ATTRIBUTE: {"N": str(head.expires_at)} if head.expires_at is not None else None,
+        }
+        placeholder = {name: "#exp" if name == TTL_ATTRIBUTE else f"#{name}" for name in attributes}
+        sets = [
+            "#ver = :ver",
+            "#pver = if_not_exists(#ver, :none)",
+            "#pchunks = if_not_exists(#chunks, :zero)",
+        ]
+        sets += [f"{placeholder[name]} = :{name}" for name, value in attributes.items() if value is not None]
+        removes = [placeholder[name] for name, value in attributes.items() if value is None]
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        not_yet_written = (
+            "attribute_not_exists(#ver) OR (#ver <> :ver AND (attribute_not_exists(#pver) OR #pver <> :ver))"
+        )
+        expression = f"({condition}) AND ({not_yet_written})" if condition else not_yet_written
+        names = {"#ver": "ver", "#pver": "pver", "#pchunks": "pchunks", "#chunks": "chunks"}
+        names |= {placeholder[name]: name for name in attributes}
+        names = {key: name for key, name in names.items() if key in update or key in expression}
+        request_values: Item = {":ver": {"S": head.version}, ":none": {"S": ""}, ":zero": {"N": "0"}}
+        request_values |= {f":{name}": value for name, value in attributes.items() if value is not None}
+        request_values |= values or {}
+        if ":now" in expression:
+            request_values[":now"] = {"N": str(int(now))}
+        with store_errors("UpdateItem"):
             try:
-                old = self._client.put_item(**request).get("Attributes")
+                old = self._client.update_item(
+                    TableName=self._table,
+                    Key=self._head_key(head.key),
+                    UpdateExpression=update,
+                    ConditionExpression=expression,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=request_values,
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ).get("Attributes")
             except ClientError as error:
-                if error.response.get("Item", {}).get("ver", {}).get("S") == head.version:
+                found = error.response.get("Item")
+                if found and found.get("ver", {}).get("S") == head.version:
+                    landed = Head.from_item(found)
+                    if landed.replaced_version is None:
+                        return None
+                    return Head(head.key, landed.replaced_version, chunks=landed.replaced_chunks)
+                if found and found.get("pver", {}).get("S") == head.version:
                     return None
                 raise
         return Head.from_item(old) if old else None
 
     def delete_head(self, key: str) -> Head | None:
-        with store_errors("DeleteItem"):
-            old = self._client.delete_item(
-                TableName=self._table, Key=self._head_key(key), ReturnValues="ALL_OLD"
-            ).get("Attributes")
-        return Head.from_item(old) if old else None
+        """Delete the head of ``key``; return it (None when there was none).
+
+        A strongly consistent read names the version first and the delete is conditional on it, so a
+        delete whose answer was lost (and that botocore resent) still knows which chunks to remove.
+        """
+        while True:
+            seen = self.get_head(key, consistent=True)
+            if seen is None:
+                return None
+            try:
+                with store_errors("DeleteItem"):
+                    try:
+                        self._client.delete_item(
+                            TableName=self._table,
+                            Key=self._head_key(key),
+                            ConditionExpression="ver = :seen",
+                            ExpressionAttributeValues={":seen": {"S": seen.version}},
+                            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                        )
+                    except ClientError as error:
+                        if "Item" not in error.response:
+                            return seen  # gone: our first attempt (or another deleter) removed it
+                        raise
+            except VersionConflict:
+                continue  # rewritten since the read: delete what is there now
+            return seen
 
     def increment(self, key: str, amount: int, *, version: str, expires_at: int | None, now: float) -> int:
         """Add ``amount`` to the counter at ``key`` in one UpdateItem and return the new count.
