@@ -87,15 +87,11 @@ def _units(op: str, params: dict[str, Any], parsed: dict[str, Any]) -> tuple[flo
             unprocessed = len(parsed.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
             missing = len(request["Keys"]) - unprocessed - len(items)
             rcu += sum(_read_units(item_size(item), consistent) for item in [*items, *[{}] * missing])
-    elif op == "PutItem":
-        old = item_size(parsed.get("Attributes", {}))
-        wcu = math.ceil(max(item_size(params["Item"]), old, 1) / 1024)
-    elif op == "UpdateItem":
-        # Billed on the larger of the item before and after; the values it sets approximate "after".
-        old = item_size(parsed.get("Attributes", {}))
-        wcu = math.ceil(max(item_size(params.get("ExpressionAttributeValues", {})), old, 1) / 1024)
-    elif op == "DeleteItem":
-        wcu = max(1, math.ceil(item_size(parsed.get("Attributes", {})) / 1024))
+    elif op in {"PutItem", "UpdateItem", "DeleteItem"}:
+        # Billed on the larger of the item before and after; an update's values approximate "after".
+        after = params.get("Item") or params.get("ExpressionAttributeValues") or {}
+        before = item_size(parsed.get("Attributes", {}))
+        wcu = math.ceil(max(item_size(after) if op != "DeleteItem" else 0, before, 1) / 1024)
     elif op == "BatchWriteItem":
         for requests in params["RequestItems"].values():
             for request in requests:
