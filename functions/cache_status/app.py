@@ -1,10 +1,14 @@
-"""GET /api/cache/status: this container's memory tier and every key in the KV namespace."""
+"""GET /api/cache/status: this container's memory tier, the cache's and the roles' KV keys (paged), and
+how many other keys there are per class, never their names."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from arcturus.cache import container_cache
-from arcturus.http import build_resolver, documented, lambda_handler
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from arcturus.cache import STATUS_PAGE, container_cache
+from arcturus.http import Problem, build_resolver, documented, lambda_handler, problem_answer
 from arcturus.identity import requires
+from arcturus.kv import MAX_LIST_LIMIT
 
 app = build_resolver()
 cache = container_cache()
@@ -14,10 +18,21 @@ cache = container_cache()
     "/api/cache/status",
     summary="Cache contents",
     middlewares=[requires("manage:cache")],
-    responses={200: documented("CacheStatus", "This container's memory tier and every KV key.")},
+    responses={
+        200: documented(
+            "CacheStatus", "This container's memory tier, a page of cache: and data: keys, the rest counted."
+        ),
+        400: problem_answer("The cursor is not one this route gave."),
+    },
 )
-def cache_status() -> dict[str, Any]:
-    return cache.status()
+def cache_status(
+    cursor: Annotated[str | None, Query(description="From the previous page's cursor.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="Keys per page.")] = STATUS_PAGE,
+) -> dict[str, Any]:
+    try:
+        return cache.status(cursor=cursor, limit=limit)
+    except ValueError as error:
+        raise Problem(400, f"{error}: start again without a cursor.") from error
 
 
 handler = lambda_handler(app)

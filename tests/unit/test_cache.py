@@ -13,6 +13,7 @@ import pytest
 from botocore.config import Config
 
 from arcturus import background
+from arcturus import cache as cache_module
 from arcturus.cache import (
     FRESH_FOR_S,
     LEASE_S,
@@ -26,7 +27,6 @@ from arcturus.cache import (
     SourceUnavailable,
     TwoTierCache,
     cache_key,
-    kv_keys,
 )
 from arcturus.kv import KVNamespace
 from arcturus.observability import metrics
@@ -564,10 +564,34 @@ def test_memory_stays_consistent_under_concurrent_writers() -> None:
     assert len(memory) <= 50
 
 
-def test_kv_keys_pages_through_every_key(kv: KVNamespace) -> None:
+def test_the_status_pages_through_cache_and_data_keys_with_a_cursor(kv: KVNamespace) -> None:
     names = [f"cache:dashboard:w{n:02d}" for n in range(25)] + ["data:user-roles"]
-    for name in names:
+    for name in [*names, "session:one", "rate:chat:198.51.100.7:60"]:
         kv.put(name, "{}")
+    cache = TwoTierCache(kv)
 
-    assert kv_keys(kv, page_size=10) == sorted(names)
-    assert kv_keys(kv, "data:") == ["data:user-roles"]
+    pages = [cache.status(limit=10)]
+    while "cursor" in pages[-1]:
+        pages.append(cache.status(cursor=pages[-1]["cursor"], limit=10))
+
+    assert [name for page in pages for name in page["kvKeys"]] == sorted(names)
+    assert [len(page["kvKeys"]) for page in pages] == [10, 10, 6]
+    assert pages[0]["otherKeys"] == {"rate": 1, "session": 1}
+    assert all("otherKeys" not in page for page in pages[1:])
+
+
+@pytest.mark.parametrize("cursor", ["", "not base64!", "WzksIG51bGxd", "eyJhIjogMX0"])
+def test_a_cursor_the_status_did_not_make_is_refused(kv: KVNamespace, cursor: str) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        TwoTierCache(kv).status(cursor=cursor)
+
+
+def test_counting_the_other_keys_stops_at_its_budget(
+    kv: KVNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kv.put("session:one", "{}")
+    monkeypatch.setattr(cache_module, "COUNT_BUDGET_S", 0.0)
+
+    status = TwoTierCache(kv).status()
+
+    assert (status["otherKeys"], status["otherKeysComplete"]) == ({}, False)

@@ -278,8 +278,18 @@ def test_the_caller_and_cache_status_bodies_match_their_models(kv: KVNamespace) 
         caller = caller_from(document, email)
         assert caller is not None
         contract.CallerProfile.model_validate_json(json.dumps(caller.profile()), strict=True)
-    status = contract.CacheStatus.model_validate_json(json.dumps(cache.status()), strict=True)
-    assert status.kv_keys == ["cache:status:summary"]
+    kv.put("session:00000000-0000-4000-8000-000000000000", "{}")
+    first = contract.CacheStatus.model_validate_json(json.dumps(cache.status(limit=1)), strict=True)
+    assert first.cursor is not None
+    last = contract.CacheStatus.model_validate_json(
+        json.dumps(cache.status(cursor=first.cursor)), strict=True
+    )
+    assert (first.kv_keys, first.other_keys, last.kv_keys, last.cursor) == (
+        ["cache:status:summary"],
+        {"session": 1},
+        [],
+        None,
+    )
 
 
 def test_chat_replies_match_their_model() -> None:

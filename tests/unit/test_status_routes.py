@@ -266,7 +266,9 @@ def test_dashboard_query_is_validated(kv: KVNamespace, upstream: DemoServer) -> 
 # -- /api/cache/status ---------------------------------------------------------------------------------
 
 
-def test_cache_status_counts_memory_and_lists_every_kv_key(kv: KVNamespace, upstream: DemoServer) -> None:
+def test_cache_status_counts_memory_and_lists_the_cache_and_roles_keys(
+    kv: KVNamespace, upstream: DemoServer
+) -> None:
     cache_status = load_function("cache_status")
     empty = json_body(get(cache_status, "/api/cache/status"))
     get(load_function("status"), "/api/status")
@@ -277,7 +279,36 @@ def test_cache_status_counts_memory_and_lists_every_kv_key(kv: KVNamespace, upst
     assert empty == {
         "memoryCache": {"keys": 0, "oldestEntry": None, "newestEntry": None},
         "kvKeys": ["data:user-roles"],
+        "otherKeys": {},
+        "otherKeysComplete": True,
     }
     assert filled["memoryCache"]["keys"] == 2
     assert filled["memoryCache"]["oldestEntry"].endswith("Z")
     assert filled["kvKeys"] == ["cache:dashboard:storage", "cache:status:summary", "data:user-roles"]
+
+
+def test_cache_status_never_names_sessions_visitors_or_messages(
+    kv: KVNamespace, upstream: DemoServer
+) -> None:
+    # A chat session id is a bearer token for that chat; rate: keys hold visitors' addresses.
+    secret_keys = [
+        "session:6f1c1f0e-3c1b-4b7e-9a53-2b8f6f0c9d11",
+        "ai:conversation:6f1c1f0e-3c1b-4b7e-9a53-2b8f6f0c9d11",
+        "rate:chat:198.51.100.7:1767225600",
+        "contact:2026-01-01T00:00:00.000Z:6f1c1f0e",
+    ]
+    for key in secret_keys:
+        kv.put(key, "{}")
+
+    response = get(load_function("cache_status"), "/api/cache/status")
+
+    body = json_body(response)
+    assert not any(key in response["body"] for key in secret_keys)
+    assert body["otherKeys"] == {"ai": 1, "contact": 1, "rate": 1, "session": 1}
+    assert body["otherKeysComplete"] is True
+
+
+def test_cache_status_refuses_a_made_up_cursor(kv: KVNamespace) -> None:
+    response = get(load_function("cache_status"), "/api/cache/status", cursor="made-up")
+
+    assert (response["statusCode"], json_body(response)["status"]) == (400, 400)

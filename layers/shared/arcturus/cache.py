@@ -25,6 +25,7 @@ container for ``RETRY_AFTER_FAILURE_S``, so a failing upstream is not asked once
 
 from __future__ import annotations
 
+import base64
 import collections
 import dataclasses
 import enum
@@ -68,6 +69,13 @@ MEMORY_MAX_ENTRIES: Final = 256
 MEMORY_MAX_BYTES: Final = 8 * 1024 * 1024
 _POLL_S: Final = 0.1
 _LOOKUP_WORKERS: Final = 8
+
+
+SHOWN_PREFIXES: Final = ("cache:", "data:")
+"""The key classes ``/api/cache/status`` names: what the cache and the roles document hold."""
+STATUS_PAGE: Final = 200
+COUNT_BUDGET_S: Final = 2.0
+"""How long one status request spends counting the other keys (a Query page is ~10 ms)."""
 
 
 class CacheState(enum.StrEnum):
@@ -358,10 +366,25 @@ class TwoTierCache:
         key = cache_key(kind, id_)
         self._store(key, value, self._clock(), kv_required=True)
 
-    def status(self) -> dict[str, Any]:
-        """``{"memoryCache": {"keys", "oldestEntry", "newestEntry"}, "kvKeys": [...]}``: this container's
-        memory tier, and every key of the KV namespace (not only cache entries), paged through."""
-        return {"memoryCache": self.memory.stats(), "kvKeys": kv_keys(self._kv)}
+    def status(self, *, cursor: str | None = None, limit: int = STATUS_PAGE) -> dict[str, Any]:
+        """What ``GET /api/cache/status`` answers: this container's memory tier, one page of the KV keys
+        the cache and the roles hold (``cache:`` and ``data:``), and ``cursor`` while more remain.
+
+        Other keys are never named (a chat session id works as a bearer token for its chat, a ``rate:``
+        key holds a visitor's address): the first page counts them per class (the text before the
+        first ``:``) within ``COUNT_BUDGET_S``, ``otherKeysComplete`` false when the budget ran out.
+        Raises ValueError for a cursor this method did not make or a limit outside 1-1000.
+        """
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValueError(f"limit must be 1 to {MAX_LIST_LIMIT}")
+        names, next_cursor = _listed_page(self._kv, SHOWN_PREFIXES, cursor, limit)
+        answer: dict[str, Any] = {"memoryCache": self.memory.stats(), "kvKeys": names}
+        if next_cursor is not None:
+            answer["cursor"] = next_cursor
+        if cursor is None:
+            counts, complete = _count_other_keys(self._kv)
+            answer |= {"otherKeys": counts, "otherKeysComplete": complete}
+        return answer
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -571,16 +594,47 @@ def _entry(text: str | None, now: float) -> Entry | None:
     return Entry(raw["data"], float(raw["fetchedAt"]), now, len(text))
 
 
-def kv_keys(kv: KVNamespace, prefix: str = "", *, page_size: int = MAX_LIST_LIMIT) -> list[str]:
-    """Every key name in the namespace under ``prefix``, paged through with the listing cursor."""
+def _listed_page(
+    kv: KVNamespace, prefixes: Sequence[str], cursor: str | None, limit: int
+) -> tuple[list[str], str | None]:
+    """Up to ``limit`` key names under ``prefixes`` in order, from ``cursor``; the next cursor or None.
+
+    The cursor is base64 of ``[prefix index, the listing's own cursor]``.
+    """
+    index, inner = 0, None
+    if cursor is not None:
+        try:
+            index, inner = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=="))
+        except (ValueError, TypeError) as error:
+            raise ValueError("cursor is not one this route made") from error
+        if not isinstance(index, int) or not 0 <= index < len(prefixes) or not isinstance(inner, str | None):
+            raise ValueError("cursor is not one this route made")
     names: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = kv.list(prefix=prefix, limit=page_size, cursor=cursor)
+    while index < len(prefixes) and len(names) < limit:
+        page = kv.list(prefix=prefixes[index], limit=limit - len(names), cursor=inner)
         names.extend(key["name"] for key in page["keys"])
+        inner = None if page["list_complete"] else page.get("cursor")
+        if inner is None:
+            index += 1
+    if index >= len(prefixes):
+        return names, None
+    return names, base64.urlsafe_b64encode(json.dumps([index, inner]).encode()).decode().rstrip("=")
+
+
+def _count_other_keys(kv: KVNamespace) -> tuple[dict[str, int], bool]:
+    """Live keys outside ``SHOWN_PREFIXES`` per class, and whether the count finished in its budget."""
+    counts: collections.Counter[str] = collections.Counter()
+    deadline = time.monotonic() + COUNT_BUDGET_S
+    cursor: str | None = None
+    while time.monotonic() < deadline:
+        page = kv.list(limit=MAX_LIST_LIMIT, cursor=cursor)
+        for key in page["keys"]:
+            if not key["name"].startswith(SHOWN_PREFIXES):
+                counts[key["name"].partition(":")[0]] += 1
         cursor = page.get("cursor")
         if page["list_complete"] or not cursor:
-            return names
+            return dict(sorted(counts.items())), True
+    return dict(sorted(counts.items())), False
 
 
 @functools.cache

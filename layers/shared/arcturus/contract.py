@@ -79,10 +79,18 @@ class MemoryCacheStats(_Body):
 
 
 class CacheStatus(_Body):
-    """The answering container's memory tier, and every key of the KV namespace."""
+    """The answering container's memory tier, one page of the cache's and the roles' KV keys, and (on the
+    first page) how many other keys there are per class; their names are never shown."""
 
     memory_cache: MemoryCacheStats
-    kv_keys: list[str]
+    kv_keys: list[str] = Field(description="cache: and data: keys, in order.")
+    cursor: str | None = Field(default=None, description="Present while more keys remain: send it back.")
+    other_keys: dict[str, int] | None = Field(
+        default=None, description="First page only: keys of every other class (rate, session, ...), counted."
+    )
+    other_keys_complete: bool | None = Field(
+        default=None, description="False when counting stopped at its time budget (the counts are a floor)."
+    )
 
 
 class FailedSource(_Body):
