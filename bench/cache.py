@@ -40,7 +40,7 @@ from tests.unit.support import (
 
 REPEAT = 15
 ROUTES = [
-    ("GET /api/status", "status", "/api/status", ["cache:status:summary"]),
+    ("GET /api/status", "status", "/api/status", ["cache:services:all"]),
     ("GET /api/services", "services", "/api/services", ["cache:services:all"]),
     (
         "GET /api/dashboard (2 widgets)",

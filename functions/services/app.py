@@ -5,7 +5,7 @@ from aws_lambda_powertools.event_handler import Response
 from arcturus.background import supports_wait_until
 from arcturus.cache import container_cache
 from arcturus.http import build_resolver, documented, lambda_handler
-from arcturus.identity import requires
+from arcturus.identity import current_caller, requires
 from arcturus.statusboard import CACHED_ANSWER, SOURCE_UNAVAILABLE, StatusBoard
 
 app = build_resolver()
@@ -22,7 +22,7 @@ board = StatusBoard(container_cache())
     },
 )
 def services() -> Response[str]:
-    return board.services()
+    return board.services(current_caller(app).services)
 
 
 # A stale answer is refreshed after the response: the environment is held until that is done.

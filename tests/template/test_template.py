@@ -201,3 +201,20 @@ def test_prod_names_its_dashboard_origin_instead_of_any() -> None:
     overrides = dict(pair.split("=", 1) for pair in prod["parameter_overrides"].split())
     assert overrides["Stage"] == "prod"
     assert overrides["CorsAllowOrigins"].startswith("https://")
+
+
+def test_public_functions_have_reserved_concurrency_and_their_routes_their_own_throttle() -> None:
+    api = template()["Resources"]["HttpApi"]["Properties"]
+    default = api["DefaultRouteSettings"]
+    public = {
+        route: fn for route, (fn, auth) in ROUTES.items() if auth == "NONE" and fn != "CacheWarmupFunction"
+    }
+
+    for (method, path), function in public.items():
+        reserved = functions()[function]["ReservedConcurrentExecutions"]
+        parameter = template()["Parameters"][reserved["Ref"]]
+        throttle = api["RouteSettings"][f"{method} {path}"]
+        assert parameter["Type"] == "Number"
+        assert parameter["MinValue"] >= 1, function
+        assert throttle["ThrottlingRateLimit"] < default["ThrottlingRateLimit"], path
+        assert throttle["ThrottlingBurstLimit"] <= parameter["Default"], path

@@ -179,7 +179,7 @@ def roles_document(*extra_users: str, extra_role: str = "member") -> dict[str, A
 
     users = {
         ADMIN: user(ADMIN, "admin", "Commander", ["*"]),
-        MEMBER: user(MEMBER, "member", "Member", ["gitea", "grafana"]),
+        MEMBER: user(MEMBER, "member", "Member", ["git", "grafana"]),
         DEMO: user(DEMO, "demo", "Demo", []),
     }
     users |= {email: user(email, extra_role, email.partition("@")[0], []) for email in extra_users}

@@ -32,8 +32,8 @@ from arcturus.kv import KVNamespace
 from arcturus.observability import metrics
 from tests.conftest import TABLE, Clock
 
-KIND, ID = "status", "summary"
-KEY = "cache:status:summary"
+KIND, ID = "services", "all"
+KEY = "cache:services:all"
 FRESH = FRESH_FOR_S[KIND]
 
 
@@ -275,14 +275,14 @@ def test_errors_are_never_cached(cache: TwoTierCache, kv: KVNamespace) -> None:
 
 
 def test_kinds_have_their_own_freshness(cache: TwoTierCache, clock: Clock) -> None:
-    status, widget = Source(), Source()
-    cache.get("status", "summary", status)
+    services, widget = Source(), Source()
+    cache.get("services", "all", services)
     cache.get("dashboard", "storage", widget)
 
-    clock.advance(FRESH_FOR_S["status"] + 1)
+    clock.advance(FRESH_FOR_S["services"] + 1)
 
-    assert FRESH_FOR_S["dashboard"] > FRESH_FOR_S["status"]
-    assert cache.get("status", "summary", status).state is CacheState.STALE
+    assert FRESH_FOR_S["dashboard"] > FRESH_FOR_S["services"]
+    assert cache.get("services", "all", services).state is CacheState.STALE
     assert cache.get("dashboard", "storage", widget).state is CacheState.HIT
     with pytest.raises(ValueError, match="unknown cache kind"):
         cache_key("weather", "today")

@@ -133,6 +133,7 @@ def upstream() -> Iterator[FaultyUpstream]:
 @pytest.fixture
 def stack(dynamodb: Any, upstream: FaultyUpstream, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     document = roles_document()
+    document["users"][MEMBER]["services"] = ["svc"]
     document["users"][MEMBER]["dashboardProfiles"] = [
         {"id": "one", "name": "Storage", "widgets": ["storage"]},
         {"id": "two", "name": "Storage and network", "widgets": ["storage", "network"]},
@@ -216,8 +217,7 @@ def test_a_failing_health_endpoint_is_a_down_service_not_an_error(
     kv = KVNamespace.from_env()
     for fault, reason in HEALTH_FAULTS.items():
         upstream.modes["/health"] = fault
-        for key in ("cache:status:summary", "cache:services:all"):
-            kv.delete(key)
+        kv.delete("cache:services:all")
         container_cache.cache_clear()  # and forget this container's copies
 
         status = get(load_function("status"), "/api/status")
@@ -284,11 +284,12 @@ def test_an_unreadable_sources_configuration_serves_stale_or_503(
 
     with FailingAWS(aws.client("ssm")).fail("GetParameter", SERVER_ERROR):
         nothing = get(status, "/api/status")
-        old = cache_as_of(kv, "cache:status:summary", {"status": "operational"}, FRESH_FOR_S["status"] + 60)
+        report = {"services": [], "checkedAt": "2026-01-01T00:00:00Z"}
+        old = cache_as_of(kv, "cache:services:all", report, FRESH_FOR_S["services"] + 60)
         served = get(status, "/api/status")
         background.drain(5)
 
     unavailable(nothing, "did not answer")
     assert (served["statusCode"], served["headers"]["X-Cache"]) == (200, "STALE")
-    assert json_body(served) == {"status": "operational"}
-    assert stored(kv, "cache:status:summary") == old
+    assert json_body(served)["checkedAt"] == "2026-01-01T00:00:00Z"
+    assert stored(kv, "cache:services:all") == old

@@ -84,9 +84,9 @@ class TestCaller:
             "displayName": "Member",
             "role": "member",
             "permissions": ["view:dashboard", "use:chat", "view:status"],
-            "services": ["gitea", "grafana"],
-            "features": ["gitea", "grafana"],
-            "sites": ["gitea", "grafana"],
+            "services": ["git", "grafana"],
+            "features": ["git", "grafana"],
+            "sites": ["git", "grafana"],
             "dashboardProfiles": [
                 {"id": "default", "name": "Overview", "widgets": ["system-health", "storage"]}
             ],

@@ -261,7 +261,7 @@ def test_status_and_services_bodies_match_their_models(upstream: tuple[DemoServe
     server.upstream.set_fault("git", "fail", None)
     checks = check_services(SourcesConfig.model_validate(demo_sources_config(base_url)))
 
-    summary = status_summary(checks, time.time())
+    summary = status_summary(checks, "2026-01-01T00:00:00Z")
     report = services_report(checks, time.time())
 
     assert contract.StatusSummary.model_validate_json(json.dumps(summary), strict=True).status == "degraded"
@@ -272,7 +272,7 @@ def test_status_and_services_bodies_match_their_models(upstream: tuple[DemoServe
 def test_the_caller_and_cache_status_bodies_match_their_models(kv: KVNamespace) -> None:
     document = RolesDocument.model_validate_json(SEED.read_text())
     cache = TwoTierCache(kv)
-    cache.put("status", "summary", {"status": "unknown"})
+    cache.put("services", "all", {"services": [], "checkedAt": "2026-01-01T00:00:00Z"})
 
     for email in document.users:
         caller = caller_from(document, email)
@@ -285,7 +285,7 @@ def test_the_caller_and_cache_status_bodies_match_their_models(kv: KVNamespace) 
         json.dumps(cache.status(cursor=first.cursor)), strict=True
     )
     assert (first.kv_keys, first.other_keys, last.kv_keys, last.cursor) == (
-        ["cache:status:summary"],
+        ["cache:services:all"],
         {"session": 1},
         [],
         None,

@@ -102,7 +102,9 @@ def test_status_misses_once_then_hits_without_upstream_or_dynamodb(
     assert json_body(first)["services"] == {"total": 5, "up": 5, "down": 0}
     assert calls_after_first == 5
     assert (second["statusCode"], second["headers"]["X-Cache"]) == (200, "HIT")
-    assert json_body(second) == json_body(first)
+    # One shared value; the member's summary covers the two services their grant lists.
+    assert json_body(second)["services"] == {"total": 2, "up": 2, "down": 0}
+    assert json_body(second)["checkedAt"] == json_body(first)["checkedAt"]
     assert upstream_calls(upstream) == 5
     assert dynamo.operations == []
 
@@ -117,10 +119,30 @@ def test_status_reports_down_services(kv: KVNamespace, upstream: DemoServer) -> 
     assert body["down"] == [{"id": "media", "name": "Jellyfin", "error": "HTTP 503"}]
 
 
+@pytest.mark.parametrize(
+    ("email", "visible"),
+    [(ADMIN, ["gateway", "git", "grafana", "media", "nas"]), (MEMBER, ["git", "grafana"]), (DEMO, [])],
+)
+def test_a_caller_sees_only_the_services_their_grant_lists(
+    kv: KVNamespace, upstream: DemoServer, email: str, visible: list[str]
+) -> None:
+    upstream.upstream.set_fault("media", "fail", None)
+    upstream.upstream.set_fault("git", "fail", None)
+
+    services = json_body(get(load_function("services"), "/api/services", email))
+    status = json_body(get(load_function("status"), "/api/status", email))
+
+    assert [check["id"] for check in services["services"]] == visible
+    down = [service for service in ("git", "media") if service in visible]
+    assert [entry["id"] for entry in status["down"]] == down
+    assert status["services"] == {"total": len(visible), "up": len(visible) - len(down), "down": len(down)}
+    assert status["status"] == ("unknown" if not visible else "degraded")
+
+
 def test_services_lists_every_health_check(kv: KVNamespace, upstream: DemoServer) -> None:
     upstream.upstream.set_fault("nas", "fail", None)
 
-    response = get(load_function("services"), "/api/services", DEMO)
+    response = get(load_function("services"), "/api/services", ADMIN)
 
     assert response["headers"]["X-Cache"] == "MISS"
     checks = {c["id"]: c for c in json_body(response)["services"]}
@@ -155,15 +177,25 @@ def test_routes_need_their_permission(
 def test_a_stale_status_is_answered_then_refreshed_after_the_response(
     kv: KVNamespace, upstream: DemoServer
 ) -> None:
-    old = {"status": "outage", "services": {"total": 5, "up": 0, "down": 5}}
-    store_old(kv, "cache:status:summary", old, FRESH_FOR_S["status"] + 30)
+    down = {"id": "git", "name": "Gitea", "status": "down", "statusCode": None, "latencyMs": 9, "error": "x"}
+    old = {"services": [down], "checkedAt": "2026-01-01T00:00:00Z"}
+    store_old(kv, "cache:services:all", old, FRESH_FOR_S["services"] + 30)
     status = load_function("status")
 
     stale = get(status, "/api/status")
     assert background.drain(10)
     fresh = get(status, "/api/status")
 
-    assert (stale["headers"]["X-Cache"], json_body(stale)) == ("STALE", old)
+    assert (stale["headers"]["X-Cache"], json_body(stale)) == (
+        "STALE",
+        {
+            "status": "outage",
+            "services": {"total": 1, "up": 0, "down": 1},
+            "down": [{"id": "git", "name": "Gitea", "error": "x"}],
+            "averageLatencyMs": None,
+            "checkedAt": "2026-01-01T00:00:00Z",
+        },
+    )
     assert upstream_calls(upstream) == 5
     assert fresh["headers"]["X-Cache"] == "HIT"
     assert json_body(fresh)["status"] == "operational"
@@ -284,7 +316,7 @@ def test_cache_status_counts_memory_and_lists_the_cache_and_roles_keys(
     }
     assert filled["memoryCache"]["keys"] == 2
     assert filled["memoryCache"]["oldestEntry"].endswith("Z")
-    assert filled["kvKeys"] == ["cache:dashboard:storage", "cache:status:summary", "data:user-roles"]
+    assert filled["kvKeys"] == ["cache:dashboard:storage", "cache:services:all", "data:user-roles"]
 
 
 def test_cache_status_never_names_sessions_visitors_or_messages(

@@ -31,7 +31,6 @@ from tests.unit.support import (
 SECRET = "warm-me-up-0123456789abcdefghijklmnopqrstuvwx"
 TIMEOUT_MS = 500
 ALL_WARMED = [
-    "status",
     "services",
     "dashboard:system-health",
     "dashboard:docker-status",
@@ -117,7 +116,6 @@ def test_warmup_writes_every_entry(warmup: ModuleType, kv: KVNamespace, upstream
             "dashboard:storage",
             "dashboard:system-health",
             "services:all",
-            "status:summary",
         )
     ]
     # every source was asked exactly once
@@ -149,7 +147,6 @@ def test_one_failing_and_one_slow_source_hold_up_nobody(
         {"source": "dashboard:network", "error": f"no answer within {TIMEOUT_MS} ms"},
     ]
     assert body["warmed"] == [
-        "status",
         "services",
         "dashboard:system-health",
         "dashboard:docker-status",
@@ -167,7 +164,7 @@ def test_the_schedule_runs_the_same_warmup(warmup: ModuleType, kv: KVNamespace) 
     result = warmup.handler(scheduled_event(), FakeContext("cache-warmup"))
 
     assert (result["warmed"], result["failed"]) == (ALL_WARMED, [])
-    assert kv.get("cache:status:summary") is not None
+    assert kv.get("cache:services:all") is not None
 
 
 def test_after_warmup_status_is_a_hit_without_upstream_calls(

@@ -48,7 +48,6 @@ from arcturus.observability import logger, metrics
 FRESH_FOR_S: Final[Mapping[str, int]] = MappingProxyType(
     {
         # One minute longer than the warmup schedule (5 min), so a scheduled run always lands first.
-        "status": 6 * 60,
         "services": 6 * 60,
         # Widget data (usage graphs, container lists) changes slower than up/down.
         "dashboard": 10 * 60,

@@ -36,6 +36,8 @@ Widget = Literal["system-health", "docker-status", "storage", "network"]
 WIDGETS: Final[tuple[str, ...]] = get_args(Widget)
 """Every widget a dashboard profile may show; the dashboard and the cache warmup know each of them."""
 ADMIN_PERMISSION: Final = "*"
+GRANT_ALL: Final = "*"
+"""In a user's ``services``, ``features`` or ``sites``: every one."""
 MANAGE_ROLES: Final = "manage:roles"
 MEMORY_TTL_S: Final = 60.0
 """How long a container trusts its copy: the bound on how stale another container's write can look."""

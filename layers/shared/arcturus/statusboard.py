@@ -1,11 +1,13 @@
 """What /api/status, /api/services and /api/dashboard show, read through the two-tier cache.
 
-Three kinds of cached value (``arcturus.cache.FRESH_FOR_S``):
+Two kinds of cached value (``arcturus.cache.FRESH_FOR_S``), shared by every caller:
 
 - ``cache:services:all``: every service's health check, ``{"services": [...], "checkedAt"}``;
-- ``cache:status:summary``: the infrastructure summary derived from the same checks (overall state,
-  counts, which services are down);
 - ``cache:dashboard:<widget>``: one widget's upstream JSON.
+
+A caller sees only the services their ``services`` grant lists by id (``*``: all). ``/api/services``
+answers the checks of those; ``/api/status`` summarises them (overall state, counts, which are down),
+computed per request from the one shared value, so a grant never reveals a service it leaves out.
 
 The sources configuration is read inside the fetch functions, so a request answered from the cache
 never touches it. The warmup writes the same values with the same builders (``services_report``,
@@ -24,10 +26,9 @@ from aws_lambda_powertools.event_handler import Response
 from arcturus import sources
 from arcturus.cache import Cached, CacheState, Lookup, SourceUnavailable, TwoTierCache, iso8601
 from arcturus.http import Problem, ResponseHeaders, problem_answer
-from arcturus.roles import DashboardProfile
+from arcturus.roles import GRANT_ALL, DashboardProfile
 from arcturus.sources import SourceError, SourcesConfig
 
-STATUS: Final = ("status", "summary")
 SERVICES: Final = ("services", "all")
 DASHBOARD: Final = "dashboard"
 RETRY_AFTER_S: Final = 30
@@ -52,9 +53,17 @@ def services_report(checks: list[dict[str, Any]], checked_at: float) -> dict[str
     return {"services": checks, "checkedAt": iso8601(checked_at)}
 
 
-def status_summary(checks: list[dict[str, Any]], checked_at: float) -> dict[str, Any]:
-    """The value of ``cache:status:summary``: ``operational`` when every service is up, ``outage`` when
-    none is, ``degraded`` in between, ``unknown`` with no service configured."""
+def granted(checks: list[dict[str, Any]], grants: Sequence[str]) -> list[dict[str, Any]]:
+    """The checks of the services ``grants`` lists by id (``*``: every one), in their order."""
+    if GRANT_ALL in grants:
+        return checks
+    allowed = set(grants)
+    return [check for check in checks if check["id"] in allowed]
+
+
+def status_summary(checks: list[dict[str, Any]], checked_at: str) -> dict[str, Any]:
+    """What ``/api/status`` answers over ``checks``: ``operational`` when every service is up,
+    ``outage`` when none is, ``degraded`` in between, ``unknown`` with no service to show."""
     down = [check for check in checks if check["status"] != "up"]
     up = len(checks) - len(down)
     if not checks:
@@ -71,7 +80,7 @@ def status_summary(checks: list[dict[str, Any]], checked_at: float) -> dict[str,
         "services": {"total": len(checks), "up": up, "down": len(down)},
         "down": [{"id": c["id"], "name": c["name"], "error": c.get("error")} for c in down],
         "averageLatencyMs": round(sum(latencies) / len(latencies)) if latencies else None,
-        "checkedAt": iso8601(checked_at),
+        "checkedAt": checked_at,
     }
 
 
@@ -107,11 +116,23 @@ class StatusBoard:
         self._cache = cache
         self._config = config
 
-    def status(self) -> Response[str]:
-        return self._answer(*STATUS, lambda: status_summary(*self._check()))
+    def status(self, grants: Sequence[str]) -> Response[str]:
+        """The summary over the services ``grants`` lists."""
+        report = self._services()
+        visible = granted(report.value["services"], grants)
+        return answer(status_summary(visible, report.value["checkedAt"]), report.state)
 
-    def services(self) -> Response[str]:
-        return self._answer(*SERVICES, lambda: services_report(*self._check()))
+    def services(self, grants: Sequence[str]) -> Response[str]:
+        """The checks of the services ``grants`` lists."""
+        report = self._services()
+        visible = granted(report.value["services"], grants)
+        return answer(report.value | {"services": visible}, report.state)
+
+    def _services(self) -> Cached:
+        try:
+            return self._cache.get(*SERVICES, lambda: services_report(*self._check()))
+        except SourceUnavailable as error:
+            raise unavailable(error) from error
 
     def dashboard(self, profiles: Sequence[DashboardProfile], profile_id: str | None) -> Response[str]:
         """The widgets of ``profile_id`` (default: the first profile), each with its data or its error.
@@ -141,13 +162,6 @@ class StatusBoard:
         states = {r.state for r in results.values() if isinstance(r, Cached)}
         worst = next((s for s in (CacheState.MISS, CacheState.STALE) if s in states), CacheState.HIT)
         return answer(body, worst)
-
-    def _answer(self, kind: str, id_: str, fetch: Callable[[], Any]) -> Response[str]:
-        try:
-            cached = self._cache.get(kind, id_, fetch)
-        except SourceUnavailable as error:
-            raise unavailable(error) from error
-        return answer(cached.value, cached.state)
 
     def _check(self) -> tuple[list[dict[str, Any]], float]:
         checked_at = time.time()

@@ -22,7 +22,7 @@ from arcturus import http, sources
 from arcturus.cache import TwoTierCache
 from arcturus.observability import logger, metrics, tracer
 from arcturus.sources import SourceError, SourcesConfig
-from arcturus.statusboard import DASHBOARD, SERVICES, STATUS, services_report, status_summary
+from arcturus.statusboard import DASHBOARD, SERVICES, services_report
 
 ROLES: Final = "roles"
 WRITE_TIMEOUT_S: Final = 5.0
@@ -46,7 +46,6 @@ def run(cache: TwoTierCache, config: SourcesConfig, refresh_roles: Callable[[], 
     checks = [sources.as_check(s, answers[f"service:{s.id}"]) for s in config.services]
     failed = [{"source": f"service:{c['id']}", "error": c["error"]} for c in checks if c["status"] != "up"]
     writes: dict[str, Callable[[], None]] = {
-        STATUS[0]: functools.partial(cache.put, *STATUS, status_summary(checks, checked_at)),
         SERVICES[0]: functools.partial(cache.put, *SERVICES, services_report(checks, checked_at)),
     }
     for widget in config.widgets:
