@@ -14,7 +14,7 @@ from typing import Any
 
 from arcturus import aws
 from arcturus.kv import KVNamespace
-from arcturus.roles import ROLES_KEY, roles_store
+from arcturus.roles import ROLES_KEY, RolesStore, roles_store
 from bench.aws import TABLE, handler_output_discarded, kv_table
 from bench.meter import DynamoMeter
 from tests.unit.support import ADMIN, MEMBER, claims_for, http_event, invoke, load_function, roles_document
@@ -27,12 +27,12 @@ def _requests(setup: KVNamespace) -> list[tuple[str, str, EventBuilder]]:
     """(request, function directory, event builder) for every route of the auth functions."""
 
     def put_roles() -> dict[str, Any]:
-        document, version = setup.get_with_version(ROLES_KEY, "json")
+        document, revision = RolesStore(setup).read_with_version()
         return http_event(
             "PUT",
             "/api/auth/roles",
-            body=document,
-            headers={"If-Match": f'"{version}"'},
+            body=document.wire(),
+            headers={"If-Match": f'"{revision}"'},
             claims=claims_for(ADMIN),
         )
 

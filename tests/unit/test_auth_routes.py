@@ -15,7 +15,7 @@ import pytest
 
 from arcturus import aws
 from arcturus.kv import KVNamespace
-from arcturus.roles import ROLES_KEY
+from arcturus.roles import ROLES_KEY, RolesStore
 from tests.unit.support import (
     ADMIN,
     DEMO,
@@ -133,7 +133,7 @@ class TestProfile:
 
         save_profiles(load_function("auth_profile"), MEMBER, {"dashboardProfiles": []})
 
-        after = stored.get(ROLES_KEY, "json")
+        after = RolesStore(stored).document().wire()
         assert after["users"][MEMBER]["dashboardProfiles"] == []
         after["users"][MEMBER]["dashboardProfiles"] = before["users"][MEMBER]["dashboardProfiles"]
         assert after == before
@@ -200,9 +200,9 @@ class TestRoles:
         response = put_roles(module, data, etag)
 
         assert response["statusCode"] == 200
-        new_value, new_version = stored.get_with_version(ROLES_KEY, "json")
-        assert new_value == data
-        assert response["headers"]["ETag"] == f'"{new_version}"' != etag
+        new_value, new_revision = RolesStore(stored).read_with_version()
+        assert new_value.wire() == data
+        assert response["headers"]["ETag"] == f'"{new_revision}"' != etag
         assert json_body(response) == data
 
     def test_the_writing_container_sees_the_change_at_once(self, stored: KVNamespace) -> None:
@@ -241,6 +241,26 @@ class TestRoles:
 
         assert problem(response)["status"] == 412
         assert stored.get_with_version(ROLES_KEY, "json") == before
+
+    def test_members_saving_profiles_do_not_make_an_admins_edit_fail_and_their_saves_are_kept(
+        self, stored: KVNamespace
+    ) -> None:
+        roles, profile = load_function("auth_roles"), load_function("auth_profile")
+        fetched = get_roles(roles)
+        mine = {"dashboardProfiles": [{"id": "mine", "name": "Mine", "widgets": ["network"]}]}
+        for _ in range(3):  # a member saving while the administrator edits
+            assert save_profiles(profile, MEMBER, mine)["statusCode"] == 200
+
+        edited = json_body(fetched)
+        edited["users"]["new@example.com"] = edited["users"][DEMO] | {"email": "new@example.com"}
+        response = put_roles(roles, edited, fetched["headers"]["ETag"])
+
+        assert response["statusCode"] == 200, response
+        assert "new@example.com" in json_body(response)["users"]
+        assert (
+            json_body(me(load_function("auth_me"), MEMBER))["dashboardProfiles"] == mine["dashboardProfiles"]
+        )
+        assert json_body(get_roles(roles))["users"][MEMBER]["dashboardProfiles"] == mine["dashboardProfiles"]
 
     def test_a_weak_etag_never_matches(self, stored: KVNamespace) -> None:
         module = load_function("auth_roles")

@@ -32,7 +32,7 @@ from arcturus.cache import Entry, cache_key, container_cache
 from arcturus.errors import StoreUnavailable
 from arcturus.kv import CHUNK_BYTES, KVNamespace
 from arcturus.ratelimit import container_limiter
-from arcturus.roles import ROLES_KEY, roles_store
+from arcturus.roles import ROLES_KEY, RolesStore, roles_store
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from tests.conftest import TABLE
 from tests.unit.support import (
@@ -160,8 +160,8 @@ def test_a_flaky_store_is_invisible_on_every_route(stack: Stack) -> None:
         # give their quota back, and a new client per route would only cost time.
         for container_wide in (roles_store, container_cache, container_limiter):
             container_wide.cache_clear()
-        # Earlier routes may have changed the roles document: the PUT sends its current version.
-        _, version = KVNamespace.from_env().get_with_version(ROLES_KEY)
+        # Earlier routes may have changed the roles document: the PUT sends its current ETag.
+        _, version = RolesStore(KVNamespace.from_env()).read_with_version()
         directory, event = route_requests(str(version))[route]
         function = load_function(directory)
         with FailingAWS(aws.dynamodb()) as dynamodb:

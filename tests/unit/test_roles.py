@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -212,6 +214,32 @@ def store(kv: KVNamespace, clock: Clock) -> RolesStore:
     return RolesStore(kv, clock=clock, sleep=lambda _: None)
 
 
+class AfterEachRead:
+    """Runs ``write`` after each GetItem the client answers (not those ``write`` itself makes): another
+    container writing between a store's read and its compare-and-set, timed at the AWS boundary."""
+
+    def __init__(self, client: Any, write: Callable[[], None]) -> None:
+        self._events = client.meta.events
+        self._write = write
+        self._busy = False
+
+    def __enter__(self) -> AfterEachRead:
+        self._events.register("after-call.dynamodb.GetItem", self._after)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._events.unregister("after-call.dynamodb.GetItem", self._after)
+
+    def _after(self, **_: Any) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            self._write()
+        finally:
+            self._busy = False
+
+
 def other_container(kv: KVNamespace, clock: Clock) -> RolesStore:
     """A store as another warm container holds it: same table, own memory."""
     return RolesStore(kv, clock=clock, sleep=lambda _: None)
@@ -296,7 +324,8 @@ class TestReplace:
         document, new_version = store.replace(data, version)
 
         assert new_version != version
-        assert kv.get_with_version(ROLES_KEY, "json") == (data, new_version)
+        stored, stored_version = RolesStore(kv).read_with_version()
+        assert (stored.wire(), stored_version) == (data, new_version)
         assert document.wire() == data
 
     def test_a_stale_version_conflicts_and_writes_nothing(self, store: RolesStore, kv: KVNamespace) -> None:
@@ -327,7 +356,7 @@ class TestReplace:
 
         with pytest.raises(VersionConflict):
             fresh.replace(roles_document(), None)
-        assert kv.get_with_version(ROLES_KEY, "json")[1] == version
+        assert RolesStore(kv).read_with_version()[1] == version
 
     def test_concurrent_replaces_of_one_version_have_exactly_one_winner(
         self, store: RolesStore, kv: KVNamespace, clock: Clock, serialized_moto: None
@@ -349,8 +378,8 @@ class TestReplace:
 
         winners = [i for i, result in enumerate(results) if result is not None]
         assert len(winners) == 1
-        stored, stored_version = kv.get_with_version(ROLES_KEY, "json")
-        assert stored == candidates[winners[0]]
+        stored, stored_version = RolesStore(kv).read_with_version()
+        assert stored.wire() == candidates[winners[0]]
         assert stored_version == results[winners[0]]
 
 
@@ -360,7 +389,7 @@ class TestProfileSaves:
 
         saved = store.update_user_profiles(MEMBER, [profile("ops", "docker-status", "network")])
 
-        after = kv.get_with_version(ROLES_KEY, "json")[0]
+        after = RolesStore(kv).document().wire()
         assert saved.dashboard_profiles == [profile("ops", "docker-status", "network")]
         assert after["users"][MEMBER]["dashboardProfiles"] == [
             {"id": "ops", "name": "Profile ops", "widgets": ["docker-status", "network"]}
@@ -388,7 +417,7 @@ class TestProfileSaves:
             store.update_user_profiles(MEMBER, [profile("ops", "network")])
 
         assert calls.operations == ["UpdateItem", "GetItem", "UpdateItem"]
-        stored = kv.get(ROLES_KEY, "json")
+        stored = RolesStore(kv).document().wire()
         assert "rival@example.com" in stored["users"]
         assert stored["users"][MEMBER]["dashboardProfiles"][0]["id"] == "ops"
 
@@ -408,42 +437,38 @@ class TestProfileSaves:
             store.update_user_profiles("stranger@example.com", [])
 
     def test_a_lost_compare_and_set_is_retried_on_the_winners_document(
-        self, store: RolesStore, kv: KVNamespace, clock: Clock
+        self, store: RolesStore, kv: KVNamespace, clock: Clock, dynamodb: Any
     ) -> None:
         rival = other_container(kv, clock)
-        original = store.read_with_version
 
-        def read_then_lose_the_race() -> tuple[RolesDocument, str | None]:
-            read = original()
-            if not rival.document().users.get("rival@example.com"):
-                rival.replace(roles_document("rival@example.com"), rival.read_with_version()[1])
-            return read
+        def rival_saves() -> None:
+            if rival.document().users[MEMBER].dashboard_profiles[0].id != "rival":
+                rival.update_user_profiles(MEMBER, [profile("rival", "storage")])
 
-        store.read_with_version = read_then_lose_the_race  # type: ignore[method-assign]
-        store.update_user_profiles(DEMO, [profile("mine", "storage")])
-
-        stored = kv.get(ROLES_KEY, "json")
-        assert "rival@example.com" in stored["users"]
-        assert stored["users"][DEMO]["dashboardProfiles"][0]["id"] == "mine"
-
-    def test_retries_are_bounded(self, store: RolesStore, kv: KVNamespace, clock: Clock) -> None:
-        rival = other_container(kv, clock)
-        original = store.read_with_version
-        reads = 0
-
-        def always_lose() -> tuple[RolesDocument, str | None]:
-            nonlocal reads
-            reads += 1
-            read = original()
-            rival.replace(roles_document(f"rival{reads}@example.com"), read[1])
-            return read
-
-        store.read_with_version = always_lose  # type: ignore[method-assign]
-        with pytest.raises(StoreUnavailable, match="kept changing"):
+        with AfterEachRead(dynamodb, rival_saves):
             store.update_user_profiles(DEMO, [profile("mine", "storage")])
 
-        assert reads == PROFILE_SAVE_ATTEMPTS
-        assert kv.get(ROLES_KEY, "json")["users"][DEMO]["dashboardProfiles"][0]["id"] == "default"
+        document = other_container(kv, clock).document()
+        assert document.users[MEMBER].dashboard_profiles[0].id == "rival"
+        assert document.users[DEMO].dashboard_profiles[0].id == "mine"
+
+    def test_retries_are_bounded(
+        self, store: RolesStore, kv: KVNamespace, clock: Clock, dynamodb: Any
+    ) -> None:
+        rival = other_container(kv, clock)
+        saves = itertools.count()
+
+        def rival_always_wins() -> None:
+            rival.update_user_profiles(MEMBER, [profile(f"rival{next(saves)}", "storage")])
+
+        with (
+            AfterEachRead(dynamodb, rival_always_wins),
+            pytest.raises(StoreUnavailable, match="kept changing"),
+        ):
+            store.update_user_profiles(DEMO, [profile("mine", "storage")])
+
+        assert next(saves) == PROFILE_SAVE_ATTEMPTS
+        assert other_container(kv, clock).document().users[DEMO].dashboard_profiles[0].id == "default"
 
     def test_twenty_users_saving_at_once_all_land(
         self, kv: KVNamespace, clock: Clock, serialized_moto: None
@@ -460,7 +485,7 @@ class TestProfileSaves:
         with ThreadPoolExecutor(max_workers=len(users)) as pool:
             list(pool.map(save, users))
 
-        stored = kv.get_with_version(ROLES_KEY, "json")[0]
+        stored = RolesStore(kv).document().wire()
         for email in users:
             assert stored["users"][email]["dashboardProfiles"] == [
                 {
@@ -480,7 +505,7 @@ class TestFirstAdminCommand:
             ["add", "Owner@Example.com", "--display-name", "Owner"], RolesStore(kv, clock=clock)
         )
 
-        stored = parse_document(kv.get(ROLES_KEY, "json"))
+        stored = RolesStore(kv).document()
         assert status == 0
         assert sorted(stored.roles) == ["admin", "demo", "member"]
         assert stored.users["owner@example.com"].role == "admin"
@@ -530,3 +555,77 @@ class TestFirstAdminCommand:
         assert admins.main(["list"], store) == 0
 
         assert capsys.readouterr().out.split() == [ADMIN]
+
+
+class TestEditsBesideProfileSaves:
+    """An administrator's edit based on ETag E, and users saving their own profiles meanwhile."""
+
+    def test_profile_saves_do_not_change_the_etag(self, store: RolesStore) -> None:
+        _, etag = store.read_with_version()
+
+        store.update_user_profiles(MEMBER, [profile("ops", "network")])
+        other_container_save = store.read_with_version()[1]
+
+        assert other_container_save == etag
+
+    def test_an_edit_based_on_e_lands_after_profile_saves_and_keeps_them(
+        self, store: RolesStore, kv: KVNamespace, clock: Clock
+    ) -> None:
+        _, etag = store.read_with_version()
+        member = other_container(kv, clock)
+        member.update_user_profiles(MEMBER, [profile("ops", "network")])
+        member.update_user_profiles(DEMO, [profile("tour", "storage")])
+
+        edited = roles_document("new@example.com")  # as the admin fetched it, plus a user
+        stored, new_etag = store.replace(edited, etag)
+
+        assert new_etag != etag
+        assert "new@example.com" in stored.users
+        assert stored.users[MEMBER].dashboard_profiles == [profile("ops", "network")]
+        assert other_container(kv, clock).document().users[DEMO].dashboard_profiles == [
+            profile("tour", "storage")
+        ]
+
+    def test_an_edit_of_a_profile_nobody_saved_since_e_applies(self, store: RolesStore) -> None:
+        _, etag = store.read_with_version()
+        store.update_user_profiles(DEMO, [profile("tour", "storage")])
+        edited = roles_document()
+        edited["users"][MEMBER]["dashboardProfiles"] = [{"id": "set", "name": "By the admin", "widgets": []}]
+
+        stored, _ = store.replace(edited, etag)
+
+        assert [p.id for p in stored.users[MEMBER].dashboard_profiles] == ["set"]
+        assert stored.users[DEMO].dashboard_profiles == [profile("tour", "storage")]
+
+    def test_an_edit_of_a_profile_its_user_saved_since_e_conflicts(
+        self, store: RolesStore, kv: KVNamespace
+    ) -> None:
+        _, etag = store.read_with_version()
+        store.update_user_profiles(MEMBER, [profile("ops", "network")])
+        before = kv.get(ROLES_KEY, "json")
+        edited = roles_document()
+        edited["users"][MEMBER]["dashboardProfiles"] = [{"id": "set", "name": "By the admin", "widgets": []}]
+
+        with pytest.raises(VersionConflict):
+            store.replace(edited, etag)
+
+        assert kv.get(ROLES_KEY, "json") == before
+
+    def test_an_edit_based_on_e_conflicts_once_access_changed(
+        self, store: RolesStore, kv: KVNamespace, clock: Clock
+    ) -> None:
+        _, etag = store.read_with_version()
+        other_container(kv, clock).replace(roles_document("first@example.com"), etag)
+
+        with pytest.raises(VersionConflict):
+            store.replace(roles_document("second@example.com"), etag)
+
+    def test_a_document_stored_before_revisions_keeps_its_version_as_etag(
+        self, kv: KVNamespace, clock: Clock
+    ) -> None:
+        legacy_version = kv.put_if_version(ROLES_KEY, json.dumps(roles_document()), None)
+        store = RolesStore(kv, clock=clock)
+
+        assert store.read_with_version()[1] == legacy_version
+        _, revision = store.replace(roles_document("new@example.com"), legacy_version)
+        assert store.read_with_version()[1] == revision

@@ -19,11 +19,12 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -240,9 +241,15 @@ def _error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> I
 
 
 @dataclass(frozen=True)
-class _Copy:
+class _Stored:
+    """The document as stored: its KV version (for compare-and-set), its access ``revision`` (the ETag),
+    and ``base_profiles``: each user whose profiles changed since that revision, with the profiles they
+    had at it, so an administrator's edit based on the revision can be merged with those saves."""
+
     document: RolesDocument
-    version: str | None
+    kv_version: str | None
+    revision: str | None
+    base_profiles: dict[str, tuple[DashboardProfile, ...]]
     read_at: float
 
 
@@ -254,6 +261,13 @@ class RolesStore:
     the copy at once, so a write through this container is visible to it immediately; other containers
     see it within ``ttl``. A store error is raised, never answered from an expired copy: authorization
     fails closed.
+
+    Two kinds of write share the document. An administrator's ``replace`` changes who may do what and
+    starts a new ``revision`` (the ETag); a user's ``update_user_profiles`` changes only their own
+    dashboard profiles and keeps the revision. So an edit based on revision R is refused (a conflict)
+    only when access changed since R, or when it changes the profiles of a user who saved their own
+    since R; otherwise it lands, and users' saves since R are kept (a three-way merge per user, the
+    base being the profiles at R).
     """
 
     def __init__(
@@ -269,7 +283,7 @@ class RolesStore:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._copy: _Copy | None = None
+        self._copy: _Stored | None = None
 
     def document(self) -> RolesDocument:
         """The document, from memory while fresh."""
@@ -287,22 +301,38 @@ class RolesStore:
             return self._load().document
 
     def read_with_version(self) -> tuple[RolesDocument, str | None]:
-        """The stored document and its version by a strongly consistent read (None: never written)."""
+        """The stored document and its revision (the ETag) by a strongly consistent read (None: never
+        written)."""
         with self._lock:
             copy = self._load()
-        return copy.document, copy.version
+        return copy.document, copy.revision
 
-    def replace(self, data: Any, version: str | None) -> tuple[RolesDocument, str]:
-        """Validate ``data`` and store it if the stored version is still ``version``.
+    def replace(self, data: Any, revision: str | None) -> tuple[RolesDocument, str]:
+        """Validate ``data`` and store it if access is still as at ``revision``; users' own profile
+        saves since then are merged in (see the class docstring).
 
-        Returns the stored document and its new version. Raises ValidationError (nothing written) or
-        VersionConflict (someone else wrote since ``version``).
+        Returns the stored document and its new revision. Raises ValidationError (nothing written),
+        VersionConflict (access changed since ``revision``, or the edit changes profiles their user
+        saved since), or StoreUnavailable when profile saves kept landing in between.
         """
         document = parse_document(data)
-        new_version = self._kv.put_if_version(ROLES_KEY, _encode(document), version)
-        self._remember(document, new_version)
-        logger.info("roles document replaced", extra={"version": new_version, "users": len(document.users)})
-        return document, new_version
+        for attempt in range(PROFILE_SAVE_ATTEMPTS):
+            self._back_off(attempt)
+            with self._lock:
+                stored = self._load()
+            if stored.revision != revision:
+                raise VersionConflict("the roles document's access changed since that revision")
+            merged = _merge_profiles(document, stored)
+            new_revision = uuid.uuid4().hex
+            try:
+                self._write(merged, stored.kv_version, new_revision, {})
+            except VersionConflict:
+                continue  # a profile save landed in between: merge with it too
+            logger.info(
+                "roles document replaced", extra={"version": new_revision, "users": len(merged.users)}
+            )
+            return merged, new_revision
+        raise StoreUnavailable("the roles document kept changing while it was replaced")
 
     def update_user_profiles(self, email: str, profiles: Sequence[DashboardProfile]) -> UserEntry:
         """Set one user's dashboard profiles by read-modify-write, retried on conflict.
@@ -314,54 +344,95 @@ class RolesStore:
         StoreUnavailable when the document kept changing for every attempt.
         """
         for attempt in range(PROFILE_SAVE_ATTEMPTS):
-            if attempt:
-                # Full jitter keeps colliding writers from colliding again in lock-step.
-                backoff = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (attempt - 1))
-                self._sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
-            copy = self._fresh_copy() if attempt == 0 else None
-            if copy is None or copy.version is None or email not in copy.document.users:
-                document, version = self.read_with_version()
-            else:
-                document, version = copy.document, copy.version
-            user = document.users.get(email)
+            self._back_off(attempt)
+            stored = self._fresh_copy() if attempt == 0 else None
+            if stored is None or stored.kv_version is None or email not in stored.document.users:
+                with self._lock:
+                    stored = self._load()
+            user = stored.document.users.get(email)
             if user is None:
                 raise UserNotProvisioned(email)
             updated = user.model_copy(update={"dashboard_profiles": list(profiles)})
-            changed = document.model_copy(update={"users": {**document.users, email: updated}})
+            changed = stored.document.model_copy(update={"users": {**stored.document.users, email: updated}})
+            base = {email: tuple(user.dashboard_profiles)} | stored.base_profiles
             try:
-                self.replace(changed, version)
+                self._write(changed, stored.kv_version, stored.revision, base)
             except VersionConflict:
                 metrics.add_metric(name="RolesWriteConflict", unit="Count", value=1)
                 continue
             return updated
         raise StoreUnavailable(f"the roles document kept changing; {email}'s profiles were not saved")
 
-    def _fresh_copy(self) -> _Copy | None:
+    def _back_off(self, attempt: int) -> None:
+        if attempt:
+            # Full jitter keeps colliding writers from colliding again in lock-step.
+            backoff = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (attempt - 1))
+            self._sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
+
+    def _write(
+        self,
+        document: RolesDocument,
+        kv_version: str | None,
+        revision: str | None,
+        base_profiles: dict[str, tuple[DashboardProfile, ...]],
+    ) -> None:
+        stored = document.wire() | {"revision": revision}
+        if base_profiles:
+            stored["baseProfiles"] = {
+                email: [p.model_dump(mode="json", by_alias=True) for p in profiles]
+                for email, profiles in base_profiles.items()
+            }
+        new_kv_version = self._kv.put_if_version(
+            ROLES_KEY, json.dumps(stored, separators=(",", ":"), ensure_ascii=False), kv_version
+        )
+        with self._lock:
+            self._copy = _Stored(document, new_kv_version, revision, base_profiles, self._clock())
+
+    def _fresh_copy(self) -> _Stored | None:
         copy = self._copy
         return copy if copy is not None and self._clock() - copy.read_at < self._ttl else None
 
-    def _load(self) -> _Copy:
+    def _load(self) -> _Stored:
         """Read the stored document into the copy (call with the lock held)."""
-        raw, version = self._kv.get_with_version(ROLES_KEY, "json")
+        raw, kv_version = self._kv.get_with_version(ROLES_KEY, "json")
         if raw is None:
-            document = EMPTY_DOCUMENT
-        else:
-            try:
-                document = RolesDocument.model_validate(raw)
-            except ValidationError as error:
-                # Fail closed and loudly: a hand-edited broken document must not half-authorize anyone.
-                logger.error("the stored roles document is invalid", extra={"version": version})
-                raise RolesDocumentCorrupt(f"{ROLES_KEY} (version {version}) is invalid: {error}") from error
-        self._copy = _Copy(document, version, self._clock())
+            self._copy = _Stored(EMPTY_DOCUMENT, None, None, {}, self._clock())
+            return self._copy
+        try:
+            # A document written before revisions existed: its KV version was its ETag.
+            revision = raw.pop("revision", None) or kv_version
+            base = _BASE_PROFILES.validate_python(raw.pop("baseProfiles", {}))
+            document = RolesDocument.model_validate(raw)
+        except (ValidationError, AttributeError) as error:
+            # Fail closed and loudly: a hand-edited broken document must not half-authorize anyone.
+            logger.error("the stored roles document is invalid", extra={"version": kv_version})
+            raise RolesDocumentCorrupt(f"{ROLES_KEY} (version {kv_version}) is invalid: {error}") from error
+        profiles = {email: tuple(listed) for email, listed in base.items()}
+        self._copy = _Stored(document, kv_version, revision, profiles, self._clock())
         return self._copy
 
-    def _remember(self, document: RolesDocument, version: str) -> None:
-        with self._lock:
-            self._copy = _Copy(document, version, self._clock())
+
+_BASE_PROFILES: Final = TypeAdapter(dict[str, list[DashboardProfile]])
 
 
-def _encode(document: RolesDocument) -> str:
-    return json.dumps(document.wire(), separators=(",", ":"), ensure_ascii=False)
+def _merge_profiles(edited: RolesDocument, stored: _Stored) -> RolesDocument:
+    """``edited`` (based on the stored revision) with the profile saves users made since it.
+
+    Per user: profiles the edit left as they were at the revision take the user's saves; profiles only
+    the edit changed take the edit's; both changed (differently) is a VersionConflict.
+    """
+    users = dict(edited.users)
+    for email, user in edited.users.items():
+        current = stored.document.users.get(email)
+        if current is None:
+            continue
+        base = stored.base_profiles.get(email, tuple(current.dashboard_profiles))
+        mine, theirs = tuple(user.dashboard_profiles), tuple(current.dashboard_profiles)
+        if mine == base:
+            users[email] = user.model_copy(update={"dashboard_profiles": list(theirs)})
+        elif theirs not in (base, mine):
+            raise VersionConflict(f"{email} saved dashboard profiles that this edit changes too")
+    return edited.model_copy(update={"users": users})
 
 
 @functools.cache
