@@ -63,6 +63,7 @@ class Deployment:
         )
         for table, count in self._snapshots.restore().items():
             self.log(f"local: {table}: {count} items loaded from {self.data.tables}")
+        self._relayout()
         if first_start and self.resources.tables:
             self._seed()
             self._snapshots.save()
@@ -79,6 +80,18 @@ class Deployment:
             )
             for logical_id, spec in self.template.functions().items()
         }
+
+    def _relayout(self) -> None:
+        """Bring data saved by an older version into the KV table's current partition layout."""
+        try:
+            table, namespace = self.kv_location()
+        except LookupError:
+            return
+        from arcturus.relayout import relayout  # noqa: PLC0415 - the layer is on the path once main set it
+
+        moved = relayout(self.aws.client("dynamodb"), table, namespace)
+        if moved:
+            self.log(f"local: {table}: {moved} items moved to the key-class layout")
 
     def variables(self, logical_id: str) -> dict[str, Any]:
         """The function's Environment.Variables (Globals included) resolved to the local resources.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 import tomllib
 from functools import cache
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 from cfnlint.decode import cfn_yaml
+
+from arcturus.kvstore import KEY_CLASSES, OTHER_CLASS, KVTable, idempotency_partition
 
 pytestmark = pytest.mark.template
 
@@ -218,3 +221,56 @@ def test_public_functions_have_reserved_concurrency_and_their_routes_their_own_t
         assert parameter["MinValue"] >= 1, function
         assert throttle["ThrottlingRateLimit"] < default["ThrottlingRateLimit"], path
         assert throttle["ThrottlingBurstLimit"] <= parameter["Default"], path
+
+
+# Which key classes each function may write and read (arcturus.kvstore.KEY_CLASSES plus "other").
+KEY_CLASS_ACCESS = {
+    "AuthMeFunction": (set(), {"data"}),
+    "AuthProfileFunction": ({"data", "rate"}, {"data", "rate"}),
+    "AuthRolesFunction": ({"data"}, {"data"}),
+    "CacheWarmupFunction": ({"cache", "lease"}, {"data", "cache", "lease"}),
+    "CacheStatusFunction": (set(), set(KEY_CLASSES) | {OTHER_CLASS}),
+    "StatusFunction": ({"cache", "lease"}, {"data", "cache", "lease"}),
+    "ServicesFunction": ({"cache", "lease"}, {"data", "cache", "lease"}),
+    "DashboardFunction": ({"cache", "lease"}, {"data", "cache", "lease"}),
+    "ContactFunction": ({"rate", "contact"}, {"rate", "contact"}),
+    "ChatFunction": ({"rate", "session", "ai"}, {"rate", "session", "ai"}),
+}
+
+
+def allows(function: str, action: str, partition_key: str) -> bool:
+    """Whether the function's policies let ``action`` reach an item under ``partition_key`` (Allow
+    statements on the KV table, their dynamodb:LeadingKeys condition evaluated as IAM's StringLike)."""
+    for statement in policy_statements(functions()[function]):
+        if statement["Resource"] != {"Fn::GetAtt": ["KVTable", "Arn"]} or action not in as_list(
+            statement["Action"]
+        ):
+            continue
+        condition = statement.get("Condition")
+        if condition is None:
+            return True
+        patterns = condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        if any(fnmatch.fnmatchcase(partition_key, pattern) for pattern in as_list(patterns)):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("function", sorted(KEY_CLASS_ACCESS))
+def test_iam_lets_each_function_touch_only_its_key_classes(function: str) -> None:
+    namespace = template()["Globals"]["Function"]["Environment"]["Variables"]["KV_NAMESPACE"]
+    table = KVTable(None, "kv", namespace)  # type: ignore[arg-type]  # only its key layout is used
+    writes, reads = KEY_CLASS_ACCESS[function]
+    for cls in sorted(KEY_CLASSES | {OTHER_CLASS}):
+        key = f"{cls}:x" if cls != OTHER_CLASS else "no-class"
+        for partition_key in (
+            table.shard_pk(cls, 0x0F),
+            table.chunk_pk(key),
+            idempotency_partition(namespace, cls),
+        ):
+            assert allows(function, "dynamodb:UpdateItem", partition_key) == (cls in writes), (
+                cls,
+                partition_key,
+            )
+            assert allows(function, "dynamodb:BatchWriteItem", partition_key) == (cls in writes), cls
+            assert allows(function, "dynamodb:GetItem", partition_key) == (cls in reads), (cls, partition_key)
+            assert allows(function, "dynamodb:Query", partition_key) == (cls in reads), cls

@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 from arcturus import aws
 from arcturus.contact import (
-    IDEMPOTENCY_PARTITION,
     IDEMPOTENCY_TTL_S,
     NOT_IN_A_LINE,
     ContactInbox,
@@ -41,6 +40,7 @@ from tests.unit.support import (
     load_function,
 )
 
+IDEMPOTENCY_PARTITION = "ARGOBOX_CACHE#contact#idempotency"
 MESSAGE = {"name": "Ada Lovelace", "email": "ada@example.org", "message": "Hello from the contact form."}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -395,3 +396,58 @@ class TestStoreErrors:
         monkeypatch.delenv("KV_TABLE_NAME", raising=False)
         with pytest.raises(RuntimeError, match="KV_TABLE_NAME"):
             KVNamespace.from_env()
+
+
+def test_relayout_moves_a_table_of_the_old_layout_and_is_idempotent(dynamodb: Any) -> None:
+    """Heads under <ns>#<shard>, chunks under <ns>#chunk#<key>, idempotency under idempotency#contact."""
+    from arcturus.kvstore import shard_of
+    from arcturus.relayout import relayout
+
+    big = random.Random(1).randbytes(2 * CHUNK_BYTES + 1)
+    old = [
+        {
+            "pk": {"S": f"ARGOBOX_CACHE#{shard_of('data:user-roles'):02x}"},
+            "sk": {"S": "data:user-roles"},
+            "ver": {"S": "v1"},
+            "v": {"B": b'{"users":{}}'},
+        },
+        {
+            "pk": {"S": f"ARGOBOX_CACHE#{shard_of('plain'):02x}"},
+            "sk": {"S": "plain"},
+            "ver": {"S": "v2"},
+            "v": {"B": b"hello"},
+        },
+        {
+            "pk": {"S": f"ARGOBOX_CACHE#{shard_of('cache:big'):02x}"},
+            "sk": {"S": "cache:big"},
+            "ver": {"S": "v3"},
+            "chunks": {"N": "3"},
+        },
+        *[
+            {
+                "pk": {"S": "ARGOBOX_CACHE#chunk#cache:big"},
+                "sk": {"S": f"v3#{n:05d}"},
+                "v": {"B": big[n * CHUNK_BYTES : (n + 1) * CHUNK_BYTES]},
+            }
+            for n in range(3)
+        ],
+        {"pk": {"S": "idempotency#contact"}, "sk": {"S": "contact#abc"}, "status": {"S": "COMPLETED"}},
+    ]
+    for item in old:
+        dynamodb.put_item(TableName=TABLE, Item=item)
+    kv = KVNamespace(TABLE, client=dynamodb)
+
+    moved = relayout(dynamodb, TABLE)
+
+    assert moved == len(old)
+    assert (kv.get("data:user-roles"), kv.get("plain"), kv.get("cache:big", "bytes")) == (
+        '{"users":{}}',
+        "hello",
+        big,
+    )
+    assert [key["name"] for key in kv.list()["keys"]] == ["cache:big", "data:user-roles", "plain"]
+    pages = dynamodb.get_paginator("scan").paginate(TableName=TABLE)
+    pks = {item["pk"]["S"] for page in pages for item in page["Items"]}
+    assert "ARGOBOX_CACHE#contact#idempotency" in pks
+    assert not {pk for pk in pks if pk.count("#") == 1 or pk.startswith("idempotency#")}
+    assert relayout(dynamodb, TABLE) == 0

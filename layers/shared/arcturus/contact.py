@@ -39,7 +39,7 @@ from arcturus import aws
 from arcturus.errors import StoreUnavailable
 from arcturus.http import BLANK, Problem
 from arcturus.kv import KVNamespace
-from arcturus.kvstore import TTL_ATTRIBUTE
+from arcturus.kvstore import TTL_ATTRIBUTE, idempotency_partition
 from arcturus.observability import logger, metrics
 
 MAX_NAME: Final = 100
@@ -48,8 +48,8 @@ MAX_MESSAGE: Final = 5000
 MAX_IDEMPOTENCY_KEY: Final = 255
 IDEMPOTENCY_TTL_S: Final = 24 * 3600
 """How long an Idempotency-Key is remembered: a client retrying later than this is sending anew."""
-IDEMPOTENCY_PARTITION: Final = "idempotency#contact"
-"""Partition key of the idempotency records: KV items live under ``<namespace>#<shard>``, never here."""
+KEY_CLASS: Final = "contact"
+"""The key class of contact records (``contact:<time>:<id>``) and of this form's idempotency records."""
 SUBJECT: Final = "Arcturus-Prime contact form"
 """SNS subjects must be ASCII without line breaks, so the sender's name goes in the body instead."""
 
@@ -203,7 +203,9 @@ class ContactInbox:
             table_name=os.environ["KV_TABLE_NAME"],
             key_attr="pk",
             sort_key_attr="sk",
-            static_pk_value=IDEMPOTENCY_PARTITION,
+            # Among the contact class's partitions (IAM grants the form that class), apart from the KV
+            # items: their partition keys end in a two-digit shard or hold "#chunk#".
+            static_pk_value=idempotency_partition(kv.namespace, KEY_CLASS),
             expiry_attr=TTL_ATTRIBUTE,
             boto3_client=aws.dynamodb(),
         )
@@ -251,7 +253,7 @@ class ContactInbox:
         received = received.replace("+00:00", "Z")
         record = {"id": message_id, "receivedAt": received, **message.model_dump(mode="json")}
         self._kv.put(
-            f"contact:{received}:{message_id}",
+            f"{KEY_CLASS}:{received}:{message_id}",
             json.dumps(record, ensure_ascii=False),
             expiration_ttl=self._retention_s,
         )

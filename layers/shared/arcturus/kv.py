@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from arcturus import aws
 from arcturus.errors import ArcturusError, StoreUnavailable
-from arcturus.kvstore import SHARDS, Head, KVTable, ListedKey
+from arcturus.kvstore import SHARDS, Head, KVTable, ListedKey, classes_for
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -292,8 +292,9 @@ class KVNamespace:
     ) -> dict[str, Any]:
         """Keys in UTF-8 order, ``limit`` at a time; pass the returned ``cursor`` for the next page.
 
-        One Query per shard, merged in key order; each shard is paged lazily, so a page reads about
-        ``limit`` items plus one Query's worth per shard.
+        One Query per shard of each class the prefix can reach (16 for ``rate:``, more for ``""``),
+        merged in key order; each shard is paged lazily, so a page reads about ``limit`` items plus one
+        Query's worth per shard.
         """
         if not isinstance(prefix, str) or len(prefix.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
             raise ValueError(f"prefix must be a string of at most {MAX_KEY_BYTES} UTF-8 bytes")
@@ -303,7 +304,8 @@ class KVNamespace:
         now = self._clock()
         page = max(10, min(MAX_LIST_LIMIT, -(-2 * limit // SHARDS)))
         shards = [
-            self._table.iter_shard(shard, prefix=prefix, after=after, page=page, now=now)
+            self._table.iter_shard(cls, shard, prefix=prefix, after=after, page=page, now=now)
+            for cls in classes_for(prefix)
             for shard in range(SHARDS)
         ]
         # The first Query of every shard is needed before the merge can yield anything: run them at once.

@@ -2,12 +2,14 @@
 
 Key design (the README's design section has the numbers):
 
-- head item  ``pk = "<namespace>#<shard>"``, ``sk = <key>``: one per key, holding the value inline (or the
-  chunk count and version), metadata and expiry. ``shard`` is a stable hash of the key modulo
-  ``SHARDS``, so keys spread over ``SHARDS`` partition-key values, and ``list`` is a Query per shard
-  (sorted by ``sk``) merged in order; never a Scan.
-- chunk items ``pk = "<namespace>#chunk#<key>"``, ``sk = "<version>#<index>"``: parts of a large value.
-  They live under their own partition keys, so listings never see them.
+- head item  ``pk = "<namespace>#<class>#<shard>"``, ``sk = <key>``: one per key, holding the value
+  inline (or the chunk count and version), metadata and expiry. ``class`` is the key's class
+  (``key_class``: ``rate`` for ``rate:...``), so IAM can grant a function some classes and not others
+  (``dynamodb:LeadingKeys`` on ``<namespace>#<class>#*``). ``shard`` is a stable hash of the key modulo
+  ``SHARDS``, so each class spreads over ``SHARDS`` partition-key values, and ``list`` is a Query per
+  class and shard (sorted by ``sk``) merged in order; never a Scan.
+- chunk items ``pk = "<namespace>#<class>#chunk#<key>"``, ``sk = "<version>#<index>"``: parts of a large
+  value. They live under their own partition keys, so listings never see them.
 - ``expires_at`` (epoch seconds) is the table's TTL attribute. DynamoDB deletes expired items lazily,
   days late, so every read here filters on it.
 """
@@ -19,7 +21,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -40,9 +42,39 @@ _BATCH_ATTEMPTS = 8
 Item = dict[str, Any]
 
 
+KEY_CLASSES: Final = frozenset({"ai", "cache", "contact", "data", "lease", "rate", "session"})
+"""Key classes with partitions of their own: the text before a key's first ``:``."""
+OTHER_CLASS: Final = "other"
+"""The class of every other key (no ``:``, or a class not in ``KEY_CLASSES``)."""
+
+
 def shard_of(key: str) -> int:
     """A stable shard for ``key`` (crc32 is stable across processes, unlike ``hash``)."""
     return zlib.crc32(key.encode()) % SHARDS
+
+
+def key_class(key: str) -> str:
+    """The class whose partitions hold ``key``: ``rate`` for ``rate:chat:...``, else ``OTHER_CLASS``."""
+    name, colon, _ = key.partition(":")
+    return name if colon and name in KEY_CLASSES else OTHER_CLASS
+
+
+def classes_for(prefix: str) -> list[str]:
+    """The classes that may hold keys starting with ``prefix``, in a stable order."""
+    name, colon, _ = prefix.partition(":")
+    if colon and name in KEY_CLASSES:
+        return [name]
+    return [cls for cls in sorted(KEY_CLASSES) if f"{cls}:".startswith(prefix)] + [OTHER_CLASS]
+
+
+def class_partitions(namespace: str, cls: str) -> str:
+    """The partition-key pattern (IAM ``StringLike``) of every item of class ``cls``."""
+    return f"{namespace}#{cls}#*"
+
+
+def idempotency_partition(namespace: str, cls: str) -> str:
+    """The partition key of class ``cls``'s idempotency records (Powertools), among that class's items."""
+    return f"{namespace}#{cls}#idempotency"
 
 
 @dataclass(frozen=True)
@@ -103,13 +135,18 @@ class KVTable:
     # -- keys ------------------------------------------------------------------------------------------
 
     def _head_key(self, key: str) -> Item:
-        return {"pk": {"S": self._shard_pk(shard_of(key))}, "sk": {"S": key}}
+        return {"pk": {"S": self.shard_pk(key_class(key), shard_of(key))}, "sk": {"S": key}}
 
-    def _shard_pk(self, shard: int) -> str:
-        return f"{self._namespace}#{shard:02x}"
+    def shard_pk(self, cls: str, shard: int) -> str:
+        """The partition key of one shard of class ``cls``'s head items."""
+        return f"{self._namespace}#{cls}#{shard:02x}"
+
+    def chunk_pk(self, key: str) -> str:
+        """The partition key of ``key``'s chunk items."""
+        return f"{self._namespace}#{key_class(key)}#chunk#{key}"
 
     def _chunk_key(self, key: str, version: str, index: int) -> Item:
-        return {"pk": {"S": f"{self._namespace}#chunk#{key}"}, "sk": {"S": f"{version}#{index:05d}"}}
+        return {"pk": {"S": self.chunk_pk(key)}, "sk": {"S": f"{version}#{index:05d}"}}
 
     # -- head items ------------------------------------------------------------------------------------
 
@@ -292,9 +329,9 @@ class KVTable:
     # -- listing ---------------------------------------------------------------------------------------
 
     def iter_shard(
-        self, shard: int, *, prefix: str, after: str | None, page: int, now: float
+        self, cls: str, shard: int, *, prefix: str, after: str | None, page: int, now: float
     ) -> Iterator[ListedKey]:
-        """Live keys of one shard in ``sk`` order, fetched lazily ``page`` items per Query."""
+        """Live keys of one shard of class ``cls`` in ``sk`` order, fetched lazily ``page`` per Query."""
         condition = "pk = :pk AND begins_with(sk, :prefix)" if prefix else "pk = :pk"
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -303,10 +340,10 @@ class KVTable:
             "Limit": page,
             **_condition("attribute_not_exists(#exp) OR #exp > :now", now, filter_=True),
         }
-        request["ExpressionAttributeValues"][":pk"] = {"S": self._shard_pk(shard)}
+        request["ExpressionAttributeValues"][":pk"] = {"S": self.shard_pk(cls, shard)}
         if prefix:
             request["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
-        start: Item | None = {"pk": {"S": self._shard_pk(shard)}, "sk": {"S": after}} if after else None
+        start: Item | None = {"pk": {"S": self.shard_pk(cls, shard)}, "sk": {"S": after}} if after else None
         while True:
             if start:
                 request["ExclusiveStartKey"] = start
