@@ -132,7 +132,7 @@ def _requests(route: Route, setup: _Setup) -> Iterator[dict[str, Any]]:
     """Endless requests for ``route``: its sample event's content (the samples sign in as the
     administrator), with what a sample cannot hold filled in (the current ETag for a roles PUT, the
     warmup secret)."""
-    from arcturus.roles import ROLES_KEY
+    from arcturus.roles import RolesStore
     from tests.unit.support import ADMIN, MEMBER, claims_for, http_event
 
     sample = _samples().get(route.rule or route.key)
@@ -150,8 +150,8 @@ def _requests(route: Route, setup: _Setup) -> Iterator[dict[str, Any]]:
     for n in itertools.count():
         headers = {}
         if route.key == "PUT /api/auth/roles":
-            body, version = setup.kv.get_with_version(ROLES_KEY, "json")
-            headers["If-Match"] = f'"{version}"'
+            document, revision = RolesStore(setup.kv).read_with_version()
+            body, headers["If-Match"] = document.wire(), f'"{revision}"'
         if route.key == "POST /api/cache/warmup":
             headers["Authorization"] = f"Bearer {setup.warmup_secret}"
         yield http_event(

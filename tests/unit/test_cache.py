@@ -595,3 +595,16 @@ def test_counting_the_other_keys_stops_at_its_budget(
     status = TwoTierCache(kv).status()
 
     assert (status["otherKeys"], status["otherKeysComplete"]) == ({}, False)
+
+
+def test_the_other_keys_are_counted_at_most_once_a_minute(kv: KVNamespace, clock: Clock) -> None:
+    cache = TwoTierCache(kv, clock=clock)
+    kv.put("session:one", "{}")
+    first = cache.status()["otherKeys"]
+    kv.put("session:two", "{}")
+
+    within_the_minute = cache.status()["otherKeys"]
+    clock.advance(61)
+    after_it = cache.status()["otherKeys"]
+
+    assert (first, within_the_minute, after_it) == ({"session": 1}, {"session": 1}, {"session": 2})

@@ -292,6 +292,7 @@ class TwoTierCache:
         self._stale_bound_s = stale_bound_s
         self._wait_s = wait_s
         self._leases = RefreshLeases(kv, seconds=lease_s, clock=clock)
+        self._other_keys: tuple[float, dict[str, int], bool] | None = None
         self._flights: dict[str, _Flight] = {}
         self._retry_at: dict[str, float] = {}
         self._scheduled: set[str] = set()
@@ -371,7 +372,8 @@ class TwoTierCache:
 
         Other keys are never named (a chat session id works as a bearer token for its chat, a ``rate:``
         key holds a visitor's address): the first page counts them per class (the text before the
-        first ``:``) within ``COUNT_BUDGET_S``, ``otherKeysComplete`` false when the budget ran out.
+        first ``:``) within ``COUNT_BUDGET_S``, ``otherKeysComplete`` false when the budget ran out;
+        the counts are kept for ``memory_fresh_s`` (60 s).
         Raises ValueError for a cursor this method did not make or a limit outside 1-1000.
         """
         if not 1 <= limit <= MAX_LIST_LIMIT:
@@ -381,9 +383,19 @@ class TwoTierCache:
         if next_cursor is not None:
             answer["cursor"] = next_cursor
         if cursor is None:
-            counts, complete = _count_other_keys(self._kv)
+            counts, complete = self._counted_other_keys()
             answer |= {"otherKeys": counts, "otherKeysComplete": complete}
         return answer
+
+    def _counted_other_keys(self) -> tuple[dict[str, int], bool]:
+        """The counts of the other keys, kept ``memory_fresh_s``: counting reads every partition of
+        every other class, and an administrator refreshing the page needs no newer numbers."""
+        now = self._clock()
+        memo = self._other_keys
+        if memo is None or now - memo[0] >= self._memory_fresh_s:
+            memo = (now, *_count_other_keys(self._kv))
+            self._other_keys = memo
+        return memo[1], memo[2]
 
     # -- internals -------------------------------------------------------------------------------------
 
