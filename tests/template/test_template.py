@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import json
 import re
 import tomllib
 from functools import cache
@@ -14,6 +15,7 @@ import pytest
 from cfnlint.api import lint_file
 from cfnlint.decode import cfn_yaml
 
+from arcturus.cache import CacheState
 from arcturus.kvstore import KEY_CLASSES, OTHER_CLASS, KVTable, idempotency_partition
 
 pytestmark = pytest.mark.template
@@ -274,3 +276,67 @@ def test_iam_lets_each_function_touch_only_its_key_classes(function: str) -> Non
             assert allows(function, "dynamodb:BatchWriteItem", partition_key) == (cls in writes), cls
             assert allows(function, "dynamodb:GetItem", partition_key) == (cls in reads), (cls, partition_key)
             assert allows(function, "dynamodb:Query", partition_key) == (cls in reads), cls
+
+
+AWS_METRICS = {
+    "AWS/ApiGateway": {"Count", "4xx", "5xx", "Latency"},
+    "AWS/Lambda": {"Errors", "Throttles", "Invocations", "Duration", "ConcurrentExecutions"},
+    "AWS/DynamoDB": {
+        "ConsumedReadCapacityUnits",
+        "ConsumedWriteCapacityUnits",
+        "ReadThrottleEvents",
+        "WriteThrottleEvents",
+    },
+}
+"""The AWS metrics the dashboard and alarms may use: each is one these services publish."""
+
+
+def emitted_metrics() -> set[str]:
+    """Every metric name the layer and the functions emit, read from their source."""
+    sources = [*(ROOT / "layers/shared/arcturus").glob("*.py"), *(ROOT / "functions").glob("*/app.py")]
+    text = "\n".join(path.read_text(encoding="utf-8") for path in sources)
+    literal = set(re.findall(r'add_metric\(name="(\w+)"', text))
+    # The one computed name: CacheHit, CacheStale, CacheMiss (arcturus.cache).
+    assert text.count("add_metric(") == len(re.findall(r'add_metric\(name="\w+"', text)) + 1
+    return literal | {f"Cache{state.value.title()}" for state in CacheState}
+
+
+def dashboard_metrics() -> set[tuple[str, str]]:
+    body = template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    return {(metric[0], metric[1]) for widget in widgets for metric in widget["properties"]["metrics"]}
+
+
+def test_every_metric_the_code_emits_is_on_the_dashboard() -> None:
+    namespace = template()["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    shown = dashboard_metrics()
+
+    assert {name for ns, name in shown if ns == namespace} == emitted_metrics()
+    assert {ns for ns, _ in shown} == {namespace, *AWS_METRICS}
+    assert all(name in AWS_METRICS[ns] for ns, name in shown if ns != namespace)
+
+
+def alarm_metrics(properties: dict[str, Any]) -> list[tuple[str, str]]:
+    if "MetricName" in properties:
+        return [(properties["Namespace"], properties["MetricName"])]
+    return [
+        (query["MetricStat"]["Metric"]["Namespace"], query["MetricStat"]["Metric"]["MetricName"])
+        for query in properties["Metrics"]
+        if "MetricStat" in query
+    ]
+
+
+def test_every_alarm_watches_a_metric_that_exists_and_pages_the_alarm_topic() -> None:
+    namespace = template()["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    alarms = {
+        name: resource["Properties"]
+        for name, resource in template()["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+    assert len(alarms) >= 6
+    for name, properties in alarms.items():
+        for ns, metric in alarm_metrics(properties):
+            known = emitted_metrics() if ns == namespace else AWS_METRICS.get(ns, set())
+            assert metric in known, f"{name} watches {ns}/{metric}, which nothing emits"
+        assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
