@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from local import kvbulk
+
 if TYPE_CHECKING:
     from arcturus.kv import KVNamespace
 
 
 def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     """The kv actions; each takes the ``common`` options too (``kv list --data-dir D``)."""
-    actions = parser.add_subparsers(dest="kv_action", required=True, metavar="get|put|list|delete")
+    actions = parser.add_subparsers(dest="kv_action", required=True, metavar="get|put|list|delete|bulk")
     actions.add_parser("get", parents=[common], help="print the value at KEY").add_argument("key")
     put = actions.add_parser("put", parents=[common], help="store VALUE (or the content of --path) at KEY")
     put.add_argument("key")
@@ -25,10 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     listing = actions.add_parser("list", parents=[common], help="print the keys as JSON")
     listing.add_argument("--prefix", default="")
     actions.add_parser("delete", parents=[common], help="remove KEY").add_argument("key")
+    kvbulk.add_arguments(actions, common)
 
 
 def run(kv: KVNamespace, args: argparse.Namespace) -> int:
     """Do what ``args`` ask on ``kv``; the exit status (1 for a missing key or invalid input)."""
+    if args.kv_action == "bulk":
+        return kvbulk.run(kv, args)
     try:
         if args.kv_action == "get":
             value = kv.get(args.key)

@@ -150,6 +150,22 @@ class KVNamespace:
         """Store ``value`` at ``key`` (last writer wins), optionally expiring and with metadata."""
         self._write(key, value, expiration=expiration, expiration_ttl=expiration_ttl, metadata=metadata)
 
+    def check_put(
+        self,
+        key: str,
+        value: str | bytes,
+        *,
+        expiration: int | None = None,
+        expiration_ttl: int | None = None,
+        metadata: Any = None,
+    ) -> None:
+        """Raise the ValueError ``put`` would raise for these, without writing: a bulk import checks a
+        whole file before it writes anything."""
+        _check_key(key)
+        _to_bytes(value)
+        self._expires_at(expiration, expiration_ttl)
+        _dump_metadata(metadata)
+
     def put_if_version(
         self,
         key: str,
