@@ -7,7 +7,8 @@ array of keys (strings or objects with ``key``). Every entry is checked against 
 before anything is written, and each bad one is reported by index and key. A put writes only what is
 missing or different, so a rerun after an interruption resumes; ``--no-overwrite`` keeps existing
 keys; ``--dry-run`` reports what would change and writes nothing. ``get`` writes a file ``put`` (ours
-and wrangler's) takes back: text values as text, other bytes as base64.
+and wrangler's) takes back: text values as text, other bytes as base64. ``put --from-miniflare DIR``
+takes its entries from Miniflare's local state instead (``local.miniflare``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import base64
 import binascii
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from local.miniflare import StateNotReadable, read_state
 
 if TYPE_CHECKING:
     from arcturus.kv import KVNamespace
@@ -53,7 +57,9 @@ def add_arguments(actions: Any, common: argparse.ArgumentParser) -> None:
     bulk = actions.add_parser("bulk", parents=[common], help="wrangler's bulk JSON format: put|get|delete")
     verbs = bulk.add_subparsers(dest="bulk_action", required=True, metavar="put|get|delete")
     put = verbs.add_parser("put", parents=[common], help="write every pair of a bulk file")
-    put.add_argument("file", type=Path)
+    put.add_argument("file", type=Path, nargs="?", help="a bulk JSON file")
+    put.add_argument("--from-miniflare", type=Path, metavar="DIR", help="instead: Miniflare 2 or 3 KV state")
+    put.add_argument("--namespace-id", help="with --from-miniflare 3: which namespace, when it holds several")
     put.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
     put.add_argument("--no-overwrite", action="store_true", help="keep keys that exist already")
     get = verbs.add_parser(
@@ -70,7 +76,7 @@ def run(kv: KVNamespace, args: argparse.Namespace, out: IO[str] = sys.stdout) ->
     """Do the bulk action ``args`` asks; the exit status (1 when the file is refused, nothing written)."""
     try:
         if args.bulk_action == "put":
-            return _put(kv, parse_pairs(_load(args.file), _checker(kv)), args)
+            return _put(kv, parse_pairs(_source(args), _checker(kv)), args)
         if args.bulk_action == "get":
             if (args.file is None) == (args.prefix is None):
                 raise BulkFileInvalid(["bulk get takes a file of keys or --prefix, one of them"])
@@ -89,6 +95,18 @@ def run(kv: KVNamespace, args: argparse.Namespace, out: IO[str] = sys.stdout) ->
             print(f"kv bulk: {problem}", file=sys.stderr)
         print(f"kv bulk: {len(error.problems)} bad entries; nothing was written", file=sys.stderr)
         return 1
+
+
+def _source(args: argparse.Namespace) -> Any:
+    """The entries to put: the bulk file's, or those read out of Miniflare's state."""
+    if (args.file is None) == (args.from_miniflare is None):
+        raise BulkFileInvalid(["bulk put takes a bulk file or --from-miniflare DIR, one of them"])
+    if args.file is not None:
+        return _load(args.file)
+    try:
+        return read_state(args.from_miniflare, time.time(), args.namespace_id)
+    except (StateNotReadable, OSError, ValueError, sqlite3.Error) as error:
+        raise BulkFileInvalid([f"{args.from_miniflare}: {error}"]) from error
 
 
 def _load(path: Path) -> Any:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from local import kvbulk
 
@@ -24,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     value.add_argument("value", nargs="?")
     value.add_argument("--path", type=Path, help="read the value from this file")
     put.add_argument("--ttl", type=int, help="expire after this many seconds (at least 60)")
-    listing = actions.add_parser("list", parents=[common], help="print the keys as JSON")
+    listing = actions.add_parser("list", parents=[common], help="the keys: a table (TTL left, metadata)")
     listing.add_argument("--prefix", default="")
+    listing.add_argument("--json", action="store_true", help="print the listing as JSON, for scripts")
     actions.add_parser("delete", parents=[common], help="remove KEY").add_argument("key")
     kvbulk.add_arguments(actions, common)
 
@@ -52,10 +54,36 @@ def run(kv: KVNamespace, args: argparse.Namespace) -> int:
                 cursor = page.get("cursor")
                 if page["list_complete"] or not cursor:
                     break
-            print(json.dumps(keys, indent=2))
+            print(json.dumps(keys, indent=2) if args.json else _table(keys, time.time()))
         else:
             kv.delete(args.key)
     except ValueError as error:
         print(f"kv: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _table(keys: list[dict[str, Any]], now: float) -> str:
+    """The listing for people: key, time left until it expires, metadata."""
+    rows = [("KEY", "EXPIRES IN", "METADATA")]
+    for key in keys:
+        expiration = key.get("expiration")
+        left = "-" if expiration is None else _duration(expiration - now)
+        metadata = json.dumps(key["metadata"], separators=(",", ":")) if "metadata" in key else "-"
+        rows.append((key["name"], left, metadata))
+    widths = [max(len(row[column]) for row in rows) for column in range(2)]
+    lines = [f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip() for row in rows]
+    return "\n".join([*lines, f"({len(keys)} keys)"])
+
+
+def _duration(seconds: float) -> str:
+    """``3 d 4 h``, ``12 min``, ``45 s``: the largest two units that matter."""
+    whole = max(0, int(seconds))
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{secs} s"

@@ -164,6 +164,8 @@ def _start_api(
         *(f"local: secret {name} = {value}" for name, value in deployment.resources.secret_values.items()),
         f"local: OpenAPI document on http://{options.host}:{server.port}{DOCUMENT_PATH}",
         "local: token: python -m local token --email admin@example.com | tail -1",
+        "local: look: every request and the functions' logs print here; the KV data:"
+        " python -m local kv list [--prefix cache:] (--json for scripts), python -m local kv get KEY",
         "local: ready; Ctrl-C stops (the data is saved)",
     ]
     for line in lines:

@@ -46,7 +46,7 @@ def test_kv_commands_work_on_the_running_serves_namespace(fixture_app: LocalServ
     fixture_app.cli("kv", "put", "cli:greeting", "hello")
 
     assert fixture_app.cli("kv", "get", "cli:greeting").stdout == "hello\n"
-    listed = json.loads(fixture_app.cli("kv", "list", "--prefix", "cli:").stdout)
+    listed = json.loads(fixture_app.cli("kv", "list", "--prefix", "cli:", "--json").stdout)
     assert listed == [{"name": "cli:greeting"}]
     fixture_app.cli("kv", "delete", "cli:greeting")
     assert fixture_app.cli("kv", "get", "cli:greeting", check=False).returncode == 1
@@ -104,3 +104,15 @@ def test_an_embedded_aws_off_loopback_is_announced_and_on_every_interface_loudly
 
     assert len(warning) == lines
     assert all("NO authentication" in line for line in warning if host in line)
+
+
+def test_kv_list_shows_people_a_table_with_the_time_left_and_the_metadata(fixture_app: LocalServe) -> None:
+    fixture_app.cli("kv", "put", "table:plain", "x")
+    fixture_app.cli("kv", "put", "table:expiring", "x", "--ttl", "7200")
+
+    lines = fixture_app.cli("kv", "list", "--prefix", "table:").stdout.splitlines()
+
+    assert lines[0].split() == ["KEY", "EXPIRES", "IN", "METADATA"]
+    assert lines[1].split()[:3] in (["table:expiring", "1", "h"], ["table:expiring", "2", "h"])
+    assert lines[2].split() == ["table:plain", "-", "-"]
+    assert lines[-1] == "(2 keys)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,71 @@ def test_dry_run_no_overwrite_and_delete(tmp_path: Path) -> None:
     assert "wrote 1, 1 unchanged or kept" in kept.stderr
     assert values == {"x:a": "1", "x:b": "2"}
     assert json.loads(kv(data, "bulk", "get", "--prefix", "x:").stdout) == []
+
+
+def miniflare2_state(root: Path) -> Path:
+    """A Miniflare 2 namespace directory as its file storage writes it."""
+    namespace = root / ".mf" / "kv" / "ARGOBOX_CACHE"
+    (namespace / "img").mkdir(parents=True)
+    (namespace / "greeting").write_text("hello")
+    (namespace / "img" / "logo.png").write_bytes(BINARY)
+    (namespace / "img" / "logo.png.meta.json").write_text(
+        json.dumps({"key": "img/logo.png", "metadata": {"type": "png"}})
+    )
+    (namespace / "cache" / "status").mkdir(parents=True)  # the key cache:status, ':' made a directory
+    (namespace / "cache" / "status" / "summary").write_text("{}")
+    later = int(time.time()) + 7200
+    (namespace / "cache" / "status" / "summary.meta.json").write_text(
+        json.dumps({"key": "cache:status:summary", "expiration": later})
+    )
+    (namespace / "old").write_text("gone")
+    (namespace / "old.meta.json").write_text(json.dumps({"key": "old", "expiration": 1_000_000_000}))
+    return namespace
+
+
+def miniflare3_state(root: Path, namespace_id: str = "0f2ac74b498b48028cb68387c421e279") -> Path:
+    """A Miniflare 3 (wrangler 3) KV directory: the entries table and the blobs beside it."""
+    from local.miniflare import object_id
+
+    kv_dir = root / ".wrangler" / "state" / "v3" / "kv"
+    blobs = kv_dir / namespace_id / "blobs"
+    blobs.mkdir(parents=True)
+    (kv_dir / "miniflare-KVNamespaceObject").mkdir()
+    database = kv_dir / "miniflare-KVNamespaceObject" / f"{object_id(namespace_id)}.sqlite"
+    later_ms = (int(time.time()) + 7200) * 1000
+    rows = [
+        ("greeting", b"hello", None, None),
+        ("img/logo.png", BINARY, None, '{"type": "png"}'),
+        ("cache:status:summary", b"{}", later_ms, None),
+        ("old", b"gone", 1_000_000_000_000, None),
+    ]
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "CREATE TABLE _mf_entries (key TEXT PRIMARY KEY, blob_id TEXT NOT NULL, expiration INTEGER,"
+            " metadata TEXT)"
+        )
+        for number, (key, value, expiration, metadata) in enumerate(rows):
+            blob_id = f"{number:080x}"
+            (blobs / blob_id).write_bytes(value)
+            connection.execute(
+                "INSERT INTO _mf_entries VALUES (?, ?, ?, ?)", (key, blob_id, expiration, metadata)
+            )
+    connection.close()
+    return kv_dir
+
+
+@pytest.mark.parametrize("state", [miniflare2_state, miniflare3_state], ids=["miniflare2", "miniflare3"])
+def test_a_miniflare_state_directory_imports_values_metadata_and_expirations(
+    tmp_path: Path, state: Any
+) -> None:
+    data = tmp_path / "data"
+
+    imported = kv(data, "bulk", "put", "--from-miniflare", str(state(tmp_path)))
+    exported = {entry["key"]: entry for entry in json.loads(kv(data, "bulk", "get", "--prefix", "").stdout)}
+
+    assert "wrote 3" in imported.stderr
+    assert exported["greeting"]["value"] == "hello"
+    assert base64.b64decode(exported["img/logo.png"]["value"]) == BINARY
+    assert exported["img/logo.png"]["metadata"] == {"type": "png"}
+    assert abs(exported["cache:status:summary"]["expiration"] - (time.time() + 7200)) < 60
+    assert "old" not in exported  # expired in Miniflare: left out

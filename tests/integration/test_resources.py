@@ -38,7 +38,10 @@ def test_the_topic_secret_and_parameter_exist(app: LocalServe) -> None:
     secret = _aws(app, "secretsmanager").get_secret_value(SecretId="CacheWarmupSecret")["SecretString"]
     sources = json.loads(_aws(app, "ssm").get_parameter(Name="/arcturus/dev/sources")["Parameter"]["Value"])
 
-    assert topics == ["arn:aws:sns:us-east-1:123456789012:ContactTopic"]
+    assert sorted(topics) == [
+        "arn:aws:sns:us-east-1:123456789012:AlarmTopic",
+        "arn:aws:sns:us-east-1:123456789012:ContactTopic",
+    ]
     assert len(secret) == 48
     assert secret.isalnum()
     assert sources["services"], "serve points the sources at its demo upstream"

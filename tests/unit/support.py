@@ -290,8 +290,8 @@ def cold_start() -> None:
     from arcturus.ratelimit import container_limiter
     from arcturus.roles import roles_store
 
+    aws.reset()
     for cached in (
-        aws.client,
         container_limiter,
         roles_store,
         container_cache,

@@ -12,9 +12,9 @@ from arcturus import aws
 @pytest.fixture
 def fresh_clients() -> Iterator[None]:
     """Clients built by the test alone, and none of them left for the next test."""
-    aws.client.cache_clear()
+    aws.reset()
     yield
-    aws.client.cache_clear()
+    aws.reset()
 
 
 @pytest.mark.usefixtures("fresh_clients")

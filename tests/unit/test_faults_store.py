@@ -63,6 +63,8 @@ a bare 500, so every failure below must be answered before it."""
 _RETRIES = aws.CLIENT_CONFIG.retries
 ATTEMPTS = _RETRIES.get("total_max_attempts") or _RETRIES["max_attempts"] + 1
 """Requests botocore sends for one call before it gives up (``max_attempts`` counts only the retries)."""
+LIMITER_ATTEMPTS = aws.PURPOSE_CONFIG[aws.LIMITER].retries["total_max_attempts"]
+"""The same for the rate limiter's counter, which has a shorter budget of its own."""
 OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "BatchWriteItem", "Query")
 SSL_FAILURE = Fault(
     "tls", raises=lambda url: SSLError(endpoint_url=url, error="EOF in violation of protocol")
@@ -287,12 +289,12 @@ def test_the_rate_limiter_fails_open_when_its_counter_cannot_be_written(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for route in ("POST /api/contact", "POST /api/public/chat"):
-        with FailingAWS(aws.dynamodb()) as dynamodb:
+        with FailingAWS(aws.client("dynamodb", aws.LIMITER)) as dynamodb:
             dynamodb.fail("UpdateItem", THROTTLED, key_prefix="rate:")
             response = call(route, stack)
 
         assert response["statusCode"] in (200, 202), route
-        assert dynamodb.failed["UpdateItem"] == ATTEMPTS
+        assert dynamodb.failed["UpdateItem"] == LIMITER_ATTEMPTS
         # Unchecked, so no remaining count is claimed; the policy is still announced.
         assert "RateLimit" not in response["headers"]
         assert "RateLimit-Policy" in response["headers"]
@@ -424,13 +426,18 @@ def test_a_profile_save_that_fails_changes_nothing(stack: Stack, capsys: pytest.
     before = json_body(call("GET /api/auth/me", stack, me))
     stored = KVNamespace.from_env().get(ROLES_KEY, "json")
 
-    with FailingAWS(aws.dynamodb()) as dynamodb:
+    with (
+        FailingAWS(aws.dynamodb()) as dynamodb,
+        FailingAWS(aws.client("dynamodb", aws.LIMITER)) as limiter,
+    ):
         dynamodb.fail(None, THROTTLED)
+        limiter.fail(None, THROTTLED)
         response = call("POST /api/auth/profile", stack, function)
 
     unavailable(response)
     # The limiter failed open first; the save itself is what answered 503.
-    assert dynamodb.attempts == {"UpdateItem": 2 * ATTEMPTS}
+    assert limiter.attempts == {"UpdateItem": LIMITER_ATTEMPTS}
+    assert dynamodb.attempts == {"UpdateItem": ATTEMPTS}
     assert "RateLimiterFailOpen" in emitted(capsys)
     assert KVNamespace.from_env().get(ROLES_KEY, "json") == stored
     assert json_body(call("GET /api/auth/me", stack, me)) == before

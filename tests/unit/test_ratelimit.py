@@ -349,7 +349,9 @@ class TestMiddleware:
     def test_a_limiter_without_access_to_its_table_is_a_500_logged_as_an_error(
         self, app: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
-        with InjectedError(aws.dynamodb(), "UpdateItem", code="AccessDeniedException", status=400):
+        with InjectedError(
+            aws.client("dynamodb", aws.LIMITER), "UpdateItem", code="AccessDeniedException", status=400
+        ):
             response = self.call(app, "/api/contact")
 
         assert response["statusCode"] == 500

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 # Every call gives up in time for the function to answer 503 before its 10 s timeout (past it, API
 # Gateway answers a bare 500): at most 3 attempts of 1 s each, with standard mode's jittered backoff
-# between them (at most 1 + 2 s when throttled, tens of milliseconds otherwise), so about 3 s when a
-# service stops answering. A request meets a failing store at most twice before it answers (the rate
-# limiter's counter, which fails open, then the route's own call): about 6 s in the worst case.
-# DynamoDB answers in milliseconds, so 1 s is a hung connection, not a slow answer.
+# between them (up to 1 + 2 s), so 3 to 6 s when a service stops answering. A request meets a failing
+# store at most twice before it answers: the rate limiter's counter, which fails open and has its own
+# shorter budget (``PURPOSE_CONFIG``, at most ~2 s), then the route's own call: under 9 s in the worst
+# case (measured: about 5 s). DynamoDB answers in milliseconds, so 1 s is a hung connection.
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 3},
     connect_timeout=1,
@@ -42,16 +42,41 @@ SERVICE_CONFIG: dict[str, Config] = {
     "bedrock-runtime": Config(read_timeout=25, retries={"mode": "standard", "total_max_attempts": 1}),
 }
 
-# boto3's default session is not thread-safe while it builds clients.
+LIMITER: Final = "limiter"
+# The rate limiter fails open, so its counter must not spend the request's time budget: two attempts of
+# 0.5 s (at most ~2 s with the backoff between them) leave the route's own calls their ~6 s inside the
+# function's 10 s. A throttled counter that is not retried further is a fail-open, counted as such.
+PURPOSE_CONFIG: dict[str, Config] = {
+    LIMITER: Config(
+        connect_timeout=0.5, read_timeout=0.5, retries={"mode": "standard", "total_max_attempts": 2}
+    ),
+}
+
+# boto3 sessions are not thread-safe while they build clients; one session serves every client.
 _build_lock = threading.Lock()
 
 
 @cache
-def client(service: str) -> Any:
-    """Return the container's client for ``service`` (built on first use, then reused)."""
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+@cache
+def client(service: str, purpose: str | None = None) -> Any:
+    """Return the container's client for ``service`` (built on first use, then reused); ``purpose``
+    (``LIMITER``) selects a client with its own timeouts and retries."""
+    config = CLIENT_CONFIG
+    for extra in (SERVICE_CONFIG.get(service), PURPOSE_CONFIG.get(purpose) if purpose else None):
+        if extra is not None:
+            config = config.merge(extra)
     with _build_lock:
-        config = CLIENT_CONFIG.merge(SERVICE_CONFIG[service]) if service in SERVICE_CONFIG else CLIENT_CONFIG
-        return boto3.session.Session().client(service, config=config)
+        return _session().client(service, config=config)
+
+
+def reset() -> None:
+    """Forget the session and every client, as a new container would start (the tests' cold start)."""
+    client.cache_clear()
+    _session.cache_clear()
 
 
 def dynamodb() -> DynamoDBClient:

@@ -43,6 +43,7 @@ from typing import Any, Final
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
+from arcturus import aws
 from arcturus.errors import StoreUnavailable
 from arcturus.http import Problem
 from arcturus.identity import resolve_caller
@@ -219,7 +220,7 @@ class RateLimiter:
 @functools.cache
 def container_limiter() -> RateLimiter:
     """The container's limiter on the configured KV namespace (built on first use, then reused)."""
-    return RateLimiter(KVNamespace.from_env())
+    return RateLimiter(KVNamespace.from_env(client=aws.client("dynamodb", aws.LIMITER)))
 
 
 def enforce_rate_limits(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
