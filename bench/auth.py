@@ -12,11 +12,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from arcturus import aws
 from arcturus.kv import KVNamespace
 from arcturus.roles import ROLES_KEY, RolesStore, roles_store
 from bench.aws import TABLE, handler_output_discarded, kv_table
-from bench.meter import DynamoMeter
+from bench.meter import DynamoMeter, function_clients
 from tests.unit.support import ADMIN, MEMBER, claims_for, http_event, invoke, load_function, roles_document
 
 PROFILE = {"dashboardProfiles": [{"id": "ops", "name": "Ops", "widgets": ["docker-status", "network"]}]}
@@ -61,7 +60,7 @@ def run() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with kv_table() as setup_client, handler_output_discarded():
         setup = KVNamespace(TABLE, client=setup_client)
-        meter = DynamoMeter(aws.dynamodb())  # the client the functions use
+        meter = DynamoMeter(*function_clients())  # the client the functions use
         for extra_users in (0, 300):
             document = roles_document(*(f"user{i:03}@example.com" for i in range(extra_users)))
             text = json.dumps(document)

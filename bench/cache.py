@@ -21,12 +21,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from arcturus import aws, background
+from arcturus import background
 from arcturus.cache import FRESH_FOR_S, container_cache
 from arcturus.kv import KVNamespace
 from arcturus.roles import ROLES_KEY, roles_store
 from bench.aws import TABLE, handler_output_discarded, kv_table
-from bench.meter import DynamoMeter
+from bench.meter import DynamoMeter, function_clients
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from tests.unit.support import (
     ADMIN,
@@ -152,7 +152,7 @@ def run() -> list[dict[str, Any]]:
             setup = KVNamespace(TABLE, client=setup_client)
             setup.put(ROLES_KEY, json.dumps(roles_document()))
             roles_store.cache_clear()
-            bench = _Bench(setup, server, DynamoMeter(aws.dynamodb()))  # the client the functions use
+            bench = _Bench(setup, server, DynamoMeter(*function_clients()))  # the client the functions use
             for route, directory, path, keys in ROUTES:
                 rows += [bench.measure(route, directory, path, keys, state) for state in STATES]
             rows.append(bench.warmup())

@@ -40,7 +40,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from bench.meter import DynamoMeter
+from bench.meter import DynamoMeter, function_clients
 from local import ROOT
 from local.demo_upstream import demo_sources_config, start_demo_upstream
 from local.deployment import SEED_DIR, SEEDS
@@ -290,10 +290,10 @@ def _container(template: Template, route: Route, resources: Any, port: int, send
 
 
 def _measure(route: Route, setup: _Setup) -> dict[str, Any]:
-    from arcturus import aws, background
+    from arcturus import background
     from tests.unit.support import load_function
 
-    meter = DynamoMeter(aws.dynamodb())  # the client the function will use
+    meter = DynamoMeter(*function_clients())  # the client the function will use
     module = load_function(route.directory)
     background.drain(DRAIN_S)
     init = _usage(meter)

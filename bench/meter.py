@@ -36,16 +36,24 @@ def item_size(item: dict[str, Any]) -> int:
     return size
 
 
-class DynamoMeter:
-    """Attach to a boto3 DynamoDB client; read ``requests``, ``rcu`` and ``wcu``; ``reset()`` between runs."""
+def function_clients() -> tuple[Any, ...]:
+    """The DynamoDB clients a function uses: the container's, and the rate limiter's own."""
+    from arcturus import aws
 
-    def __init__(self, client: Any) -> None:
+    return aws.dynamodb(), aws.client("dynamodb", aws.LIMITER)
+
+
+class DynamoMeter:
+    """Attach to boto3 DynamoDB clients; read ``requests``, ``rcu`` and ``wcu``; ``reset()`` between runs."""
+
+    def __init__(self, *clients: Any) -> None:
         self.requests: Counter[str] = Counter()
         self.rcu = 0.0
         self.wcu = 0.0
         self._lock = threading.Lock()
-        client.meta.events.register("before-parameter-build.dynamodb", self._before)
-        client.meta.events.register("after-call.dynamodb", self._after)
+        for client in clients:
+            client.meta.events.register("before-parameter-build.dynamodb", self._before)
+            client.meta.events.register("after-call.dynamodb", self._after)
 
     def reset(self) -> None:
         with self._lock:

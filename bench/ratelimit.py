@@ -17,11 +17,10 @@ from typing import Any
 
 import boto3
 
-from arcturus import aws
 from arcturus.kv import KVNamespace
 from arcturus.ratelimit import RULES, RateLimiter
 from bench.aws import TABLE, handler_output_discarded, kv_table
-from bench.meter import DynamoMeter
+from bench.meter import DynamoMeter, function_clients
 from tests.conftest import Clock
 from tests.unit.support import InjectedError, Mailbox, cold_start, http_event, invoke, load_function
 
@@ -80,7 +79,7 @@ def _route_rows() -> list[dict[str, Any]]:
     os.environ["CHAT_PROVIDER"] = "local"
     cold_start()
     contact, chat = load_function("contact"), load_function("chat")
-    meter = DynamoMeter(aws.dynamodb())  # the client the functions use
+    meter = DynamoMeter(*function_clients())  # the client the functions use
     rows = []
 
     def measure(scenario: str, call: Callable[[], dict[str, Any]], requests: int = 1) -> Any:
