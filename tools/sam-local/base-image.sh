@@ -18,7 +18,10 @@ if docker image inspect "$image" >/dev/null 2>&1; then
   echo "base image $image: cached"
   exit 0
 fi
-command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+if ! command -v debootstrap >/dev/null; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
 
 prefix=$("$python" -c 'import sys; print(sys.base_prefix)')
 version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
