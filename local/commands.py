@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from local import LocalError, endpoint, kvcli
+from local import LocalError, deployed, endpoint, kvbulk, kvcli
 from local.authorizer import JwtConfig, SigningKey, token_config
 from local.console import Console
 from local.datadir import DataDir, ServeInfo
@@ -120,8 +120,13 @@ def warmup(template: Template, data: DataDir, env_vars: EnvVars, python: str) ->
 
 
 def kv(template: Template, data: DataDir, args: argparse.Namespace) -> int:
-    """``kv get|put|list|delete`` on the KV namespace the functions use."""
+    """``kv get|put|list|delete|bulk`` on the KV namespace the functions use, or a deployed stack's."""
     from arcturus.kv import KVNamespace  # noqa: PLC0415 - the layer is on the path once __main__ set it up
+
+    if getattr(args, "from_workers", None):
+        return kvbulk.run_from_workers(args)
+    if deployed.wanted(args):
+        return kvcli.run(deployed.namespace(args), args)
 
     with _target(template, data, tables_only=True) as target:
         if isinstance(target, ServeInfo):

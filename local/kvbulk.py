@@ -24,12 +24,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from local.miniflare import StateNotReadable, read_state
+from local.workers_kv import WorkersApi
 
 if TYPE_CHECKING:
-    from arcturus.kv import KVNamespace
+    from arcturus.kv import KVEntry, KVNamespace
+
+T = TypeVar("T")
+MAX_BULK_KEYS = 100
+"""Keys per BatchGetItem (``KVNamespace.get_entries``' limit)."""
 
 WORKERS = 8
 """Writes in flight at once (each is one DynamoDB request)."""
@@ -53,21 +58,27 @@ class Pair:
     metadata: Any
 
 
-def add_arguments(actions: Any, common: argparse.ArgumentParser) -> None:
-    bulk = actions.add_parser("bulk", parents=[common], help="wrangler's bulk JSON format: put|get|delete")
+def add_arguments(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
+    bulk = actions.add_parser("bulk", parents=parents, help="wrangler's bulk JSON format: put|get|delete")
     verbs = bulk.add_subparsers(dest="bulk_action", required=True, metavar="put|get|delete")
-    put = verbs.add_parser("put", parents=[common], help="write every pair of a bulk file")
+    put = verbs.add_parser("put", parents=parents, help="write every pair of a bulk file")
     put.add_argument("file", type=Path, nargs="?", help="a bulk JSON file")
     put.add_argument("--from-miniflare", type=Path, metavar="DIR", help="instead: Miniflare 2 or 3 KV state")
     put.add_argument("--namespace-id", help="with --from-miniflare 3: which namespace, when it holds several")
     put.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
     put.add_argument("--no-overwrite", action="store_true", help="keep keys that exist already")
     get = verbs.add_parser(
-        "get", parents=[common], help="print a bulk file of keys (a file of keys, or --prefix)"
+        "get", parents=parents, help="print a bulk file of keys (a file of keys, or --prefix)"
     )
     get.add_argument("file", type=Path, nargs="?", help="a JSON array of keys")
     get.add_argument("--prefix", help="every key starting with this instead")
-    delete = verbs.add_parser("delete", parents=[common], help="delete every key of a JSON array of keys")
+    get.add_argument(
+        "--from-workers",
+        metavar="NAMESPACE_ID",
+        help="read a live Workers KV namespace instead (CLOUDFLARE_API_TOKEN; --prefix narrows it)",
+    )
+    get.add_argument("--account-id", help="with --from-workers (default: $CLOUDFLARE_ACCOUNT_ID)")
+    delete = verbs.add_parser("delete", parents=parents, help="delete every key of a JSON array of keys")
     delete.add_argument("file", type=Path)
     delete.add_argument("--dry-run", action="store_true", help="report what would be deleted")
 
@@ -80,9 +91,8 @@ def run(kv: KVNamespace, args: argparse.Namespace, out: IO[str] = sys.stdout) ->
         if args.bulk_action == "get":
             if (args.file is None) == (args.prefix is None):
                 raise BulkFileInvalid(["bulk get takes a file of keys or --prefix, one of them"])
-            listed = _listed(kv, parse_keys(_load(args.file))) if args.file else _all_keys(kv, args.prefix)
-            json.dump(export(kv, listed), out, indent=1, ensure_ascii=False)
-            out.write("\n")
+            keys = parse_keys(_load(args.file)) if args.file else _all_keys(kv, args.prefix)
+            _write_file(export(kv, keys), out)
             return 0
         keys = parse_keys(_load(args.file))
         if args.dry_run:
@@ -95,6 +105,21 @@ def run(kv: KVNamespace, args: argparse.Namespace, out: IO[str] = sys.stdout) ->
             print(f"kv bulk: {problem}", file=sys.stderr)
         print(f"kv bulk: {len(error.problems)} bad entries; nothing was written", file=sys.stderr)
         return 1
+
+
+def _write_file(entries: list[dict[str, Any]], out: IO[str]) -> None:
+    json.dump(entries, out, indent=1, ensure_ascii=False)
+    out.write("\n")
+
+
+def run_from_workers(args: argparse.Namespace, out: IO[str] = sys.stdout) -> int:
+    """``bulk get --from-workers NAMESPACE_ID``: no local or deployed table is touched."""
+    if args.file is not None:
+        print("kv bulk: bulk get --from-workers takes no file (--prefix narrows it)", file=sys.stderr)
+        return 1
+    api = WorkersApi.from_env(args.from_workers, args.account_id)
+    _write_file(export_workers(api, args.prefix or ""), out)
+    return 0
 
 
 def _source(args: argparse.Namespace) -> Any:
@@ -125,8 +150,21 @@ def _checker(kv: KVNamespace) -> Callable[[Pair], None]:
             expiration_ttl=pair.expiration_ttl,
             metadata=pair.metadata,
         )
+        check_roles_document(pair.key, pair.value)
 
     return check
+
+
+def check_roles_document(key: str, value: str | bytes) -> None:
+    """The user-roles document is checked as ``PUT /api/auth/roles`` checks it before it is written, so
+    an import cannot store a document that breaks sign-in or locks every administrator out."""
+    from arcturus.roles import ROLES_KEY, check_stored  # noqa: PLC0415 - the layer is on the path by now
+
+    if key == ROLES_KEY:
+        try:
+            check_stored(value)
+        except ValueError as error:
+            raise ValueError(f"the user-roles document is refused: {error}") from error
 
 
 def parse_pairs(data: Any, check: Callable[[Pair], None]) -> list[Pair]:
@@ -194,7 +232,7 @@ def parse_keys(data: Any) -> list[str]:
 
 
 def _put(kv: KVNamespace, pairs: list[Pair], args: argparse.Namespace) -> int:
-    changes = [pair for pair in pairs if _differs(kv, pair, keep_existing=args.no_overwrite)]
+    changes = _changes(kv, pairs, keep_existing=args.no_overwrite)
     skipped = len(pairs) - len(changes)
     if args.dry_run:
         for pair in changes:
@@ -216,63 +254,97 @@ def _put(kv: KVNamespace, pairs: list[Pair], args: argparse.Namespace) -> int:
     return 0
 
 
-def _differs(kv: KVNamespace, pair: Pair, *, keep_existing: bool) -> bool:
-    """Whether ``pair`` must be written: absent, or (unless kept) a different value or metadata."""
-    value, metadata = kv.get_with_metadata(pair.key, "bytes")
-    if value is None:
-        return True
-    return not keep_existing and (value != pair.value or metadata != pair.metadata)
+def _changes(kv: KVNamespace, pairs: list[Pair], *, keep_existing: bool) -> list[Pair]:
+    """The pairs that must be written: absent keys, and (unless kept) those whose value, metadata or
+    absolute ``expiration`` differ.
+
+    A pair with ``expiration_ttl`` counts as unchanged when its value and metadata are and the stored
+    entry expires, so a rerun does not push back the expiry of what the interrupted run wrote.
+    """
+    last = {pair.key: pair for pair in pairs}  # a key given twice: the last one wins
+    unique = list(last.values())
+    stored = _read_entries(kv, list(last))
+
+    def differs(pair: Pair) -> bool:
+        entry = stored.get(pair.key)
+        if entry is None:
+            return True
+        if keep_existing:
+            return False
+        if pair.expiration_ttl is not None:
+            expiration_differs = entry.expiration is None
+        else:
+            expiration_differs = entry.expiration != pair.expiration
+        return entry.value != pair.value or entry.metadata != pair.metadata or expiration_differs
+
+    return [pair for pair in unique if differs(pair)]
 
 
-def _each(items: list[Any], action: Callable[[Any], Any], verb: str) -> None:
-    """Run ``action`` on every item, a few at a time, with progress on stderr for long runs."""
+def _each(items: list[Any], action: Callable[[Any], T], verb: str) -> list[T]:
+    """``action`` on every item, a few at a time, with progress on stderr for long runs; the results."""
     started = time.monotonic()
+    results = []
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for done, _ in enumerate(pool.map(action, items), start=1):
+        for done, result in enumerate(pool.map(action, items), start=1):
+            results.append(result)
             if done % PROGRESS_EVERY == 0 or (done == len(items) and len(items) >= PROGRESS_EVERY):
                 rate = done / max(time.monotonic() - started, 1e-6)
                 print(f"kv bulk {verb}: {done}/{len(items)} ({rate:.0f}/s)", file=sys.stderr)
+    return results
 
 
-Listed = list[tuple[str, int | None]]
-"""Key names with their expiration (epoch seconds, None for none)."""
+def _read_entries(kv: KVNamespace, keys: list[str]) -> dict[str, KVEntry]:
+    """The stored entries of ``keys`` (as bytes), 100 keys per request, a few requests at once."""
+    unique = list(dict.fromkeys(keys))
+    batches = [unique[at : at + MAX_BULK_KEYS] for at in range(0, len(unique), MAX_BULK_KEYS)]
+    found: dict[str, KVEntry] = {}
+    for entries in _each(batches, lambda batch: kv.get_entries(batch, "bytes"), "read"):
+        found |= entries
+    return found
 
 
-def _all_keys(kv: KVNamespace, prefix: str) -> Listed:
-    listed: Listed = []
+def _all_keys(kv: KVNamespace, prefix: str) -> list[str]:
+    keys: list[str] = []
     cursor = None
     while True:
         page = kv.list(prefix=prefix, cursor=cursor)
-        listed += [(key["name"], key.get("expiration")) for key in page["keys"]]
+        keys += [key["name"] for key in page["keys"]]
         cursor = page.get("cursor")
         if page["list_complete"] or not cursor:
-            return listed
+            return keys
 
 
-def _listed(kv: KVNamespace, keys: list[str]) -> Listed:
-    """``keys`` with their expirations (a key's own listing is the first one under itself as prefix)."""
-    listed: Listed = []
-    for key in keys:
-        first = kv.list(prefix=key, limit=1)["keys"]
-        listed.append((key, first[0].get("expiration") if first and first[0]["name"] == key else None))
-    return listed
+def export(kv: KVNamespace, keys: list[str]) -> list[dict[str, Any]]:
+    """A bulk file of ``keys`` (missing ones left out): text as text, other bytes base64."""
+    found = _read_entries(kv, keys)
+    return [
+        entry_of(key, stored.value, stored.expiration, stored.metadata)
+        for key in dict.fromkeys(keys)
+        if (stored := found.get(key)) is not None
+    ]
 
 
-def export(kv: KVNamespace, listed: Listed) -> list[dict[str, Any]]:
-    """A bulk file of the ``listed`` keys (missing ones left out): text as text, other bytes base64."""
-    entries = []
-    for key, expiration in listed:
-        value, metadata = kv.get_with_metadata(key, "bytes")
-        if value is None:
-            continue
-        entry: dict[str, Any] = {"key": key}
-        try:
-            entry["value"] = value.decode("utf-8")
-        except UnicodeDecodeError:
-            entry |= {"value": base64.b64encode(value).decode("ascii"), "base64": True}
-        if expiration is not None:
-            entry["expiration"] = expiration
-        if metadata is not None:
-            entry["metadata"] = metadata
-        entries.append(entry)
-    return entries
+def export_workers(api: WorkersApi, prefix: str) -> list[dict[str, Any]]:
+    """A bulk file of a live Workers KV namespace (keys deleted while it runs left out)."""
+    listed = api.keys(prefix)
+    print(f"kv bulk get: {len(listed)} keys listed in the Workers namespace", file=sys.stderr)
+    values = api.values([key["name"] for key in listed])
+    return [
+        entry_of(key["name"], value, key.get("expiration"), key.get("metadata"))
+        for key, value in zip(listed, values, strict=True)
+        if value is not None
+    ]
+
+
+def entry_of(key: str, value: bytes, expiration: int | None, metadata: Any) -> dict[str, Any]:
+    """One bulk-file entry: UTF-8 text as text, other bytes as base64."""
+    entry: dict[str, Any] = {"key": key}
+    try:
+        entry["value"] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        entry |= {"value": base64.b64encode(value).decode("ascii"), "base64": True}
+    if expiration is not None:
+        entry["expiration"] = expiration
+    if metadata is not None:
+        entry["metadata"] = metadata
+    return entry

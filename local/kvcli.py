@@ -9,27 +9,31 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local import kvbulk
+from local import deployed, kvbulk
 
 if TYPE_CHECKING:
     from arcturus.kv import KVNamespace
 
 
 def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
-    """The kv actions; each takes the ``common`` options too (``kv list --data-dir D``)."""
+    """The kv actions; each takes the ``common`` options and the deployed stack's (``kv list --stack S``)."""
+    target = argparse.ArgumentParser(add_help=False)
+    deployed.add_arguments(target)
+    deployed.add_arguments(parser)
+    parents = [common, target]
     actions = parser.add_subparsers(dest="kv_action", required=True, metavar="get|put|list|delete|bulk")
-    actions.add_parser("get", parents=[common], help="print the value at KEY").add_argument("key")
-    put = actions.add_parser("put", parents=[common], help="store VALUE (or the content of --path) at KEY")
+    actions.add_parser("get", parents=parents, help="print the value at KEY").add_argument("key")
+    put = actions.add_parser("put", parents=parents, help="store VALUE (or the content of --path) at KEY")
     put.add_argument("key")
     value = put.add_mutually_exclusive_group(required=True)
     value.add_argument("value", nargs="?")
     value.add_argument("--path", type=Path, help="read the value from this file")
     put.add_argument("--ttl", type=int, help="expire after this many seconds (at least 60)")
-    listing = actions.add_parser("list", parents=[common], help="the keys: a table (TTL left, metadata)")
+    listing = actions.add_parser("list", parents=parents, help="the keys: a table (TTL left, metadata)")
     listing.add_argument("--prefix", default="")
     listing.add_argument("--json", action="store_true", help="print the listing as JSON, for scripts")
-    actions.add_parser("delete", parents=[common], help="remove KEY").add_argument("key")
-    kvbulk.add_arguments(actions, common)
+    actions.add_parser("delete", parents=parents, help="remove KEY").add_argument("key")
+    kvbulk.add_arguments(actions, parents)
 
 
 def run(kv: KVNamespace, args: argparse.Namespace) -> int:
@@ -45,6 +49,7 @@ def run(kv: KVNamespace, args: argparse.Namespace) -> int:
             print(value)
         elif args.kv_action == "put":
             value = args.path.read_text() if args.path is not None else args.value
+            kvbulk.check_roles_document(args.key, value)
             kv.put(args.key, value, expiration_ttl=args.ttl)
         elif args.kv_action == "list":
             keys, cursor = [], None

@@ -51,7 +51,9 @@ class Response:
 
 
 def _environment() -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("PORT", "ARCTURUS_LOCAL_DIR")}
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("PORT", "ARCTURUS_LOCAL_DIR", "KV_TABLE_NAME")
+    }
     return environment | {"PYTHONUNBUFFERED": "1"}
 
 
@@ -165,12 +167,12 @@ class LocalServe:
 
 
 def run_cli(
-    *arguments: str, stdin: bytes | None = None, check: bool = True
+    *arguments: str, stdin: bytes | None = None, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "local", *arguments],
         cwd=ROOT,
-        env=_environment(),
+        env=_environment() | (env or {}),
         input=stdin.decode() if stdin is not None else None,
         capture_output=True,
         text=True,

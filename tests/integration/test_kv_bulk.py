@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import sqlite3
+import threading
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import boto3
 import pytest
 
 from tests.integration.conftest import APP_TEMPLATE, run_cli
@@ -171,3 +176,208 @@ def test_a_miniflare_state_directory_imports_values_metadata_and_expirations(
     assert exported["img/logo.png"]["metadata"] == {"type": "png"}
     assert abs(exported["cache:status:summary"]["expiration"] - (time.time() + 7200)) < 60
     assert "old" not in exported  # expired in Miniflare: left out
+
+
+def test_expiration_changes_are_written_and_ttl_reruns_are_not(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    soon, later = int(time.time()) + 3600, int(time.time()) + 7200
+    kv(
+        data,
+        "bulk",
+        "put",
+        bulk_file(tmp_path / "a.json", [{"key": "e:abs", "value": "v", "expiration": soon}]),
+    )
+    ttl_file = bulk_file(tmp_path / "ttl.json", [{"key": "e:ttl", "value": "v", "expiration_ttl": 600}])
+    kv(data, "bulk", "put", ttl_file)
+
+    moved = kv(
+        data,
+        "bulk",
+        "put",
+        bulk_file(tmp_path / "b.json", [{"key": "e:abs", "value": "v", "expiration": later}]),
+    )
+    rerun = kv(data, "bulk", "put", ttl_file)
+    exported = {e["key"]: e for e in json.loads(kv(data, "bulk", "get", "--prefix", "e:").stdout)}
+
+    assert "wrote 1" in moved.stderr
+    assert exported["e:abs"]["expiration"] == later
+    assert "wrote 0, 1 unchanged" in rerun.stderr
+
+
+ADMIN_ONLY_ROLES = {
+    "users": {"admin@example.com": {"email": "admin@example.com", "role": "admin"}},
+    "roles": {"admin": {"permissions": ["*"]}},
+}
+
+
+def test_the_roles_document_is_checked_as_the_put_route_checks_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    locked_out = json.loads(json.dumps(ADMIN_ONLY_ROLES))
+    locked_out["roles"]["admin"]["permissions"] = ["view:status"]
+    bad = [{"key": "import:other", "value": "x"}, {"key": "data:user-roles", "value": json.dumps(locked_out)}]
+
+    refused = kv(data, "bulk", "put", bulk_file(tmp_path / "bad.json", bad), check=False)
+    single = kv(data, "put", "data:user-roles", json.dumps(locked_out), check=False)
+    good = [{"key": "data:user-roles", "value": json.dumps(ADMIN_ONLY_ROLES)}]
+    accepted = kv(data, "bulk", "put", bulk_file(tmp_path / "good.json", good))
+
+    assert refused.returncode == 1
+    assert "entry 1 (key 'data:user-roles')" in refused.stderr
+    assert "lock every administrator out" in refused.stderr
+    assert (single.returncode, "lock every administrator out" in single.stderr) == (1, True)
+    assert "wrote 1" in accepted.stderr
+    assert json.loads(kv(data, "get", "data:user-roles").stdout) == ADMIN_ONLY_ROLES
+    assert json.loads(kv(data, "bulk", "get", "--prefix", "import:").stdout) == []
+
+
+STACK_TEMPLATE = {
+    "Resources": {
+        "KVTable": {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+            },
+        }
+    },
+    "Outputs": {"KVTableName": {"Value": {"Ref": "KVTable"}}},
+}
+
+
+@pytest.fixture
+def deployed_stack() -> Iterator[dict[str, str]]:
+    """A stack with a KV table in a moto server, and the environment that reaches it as AWS would."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    cloudformation = boto3.client(
+        "cloudformation",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    cloudformation.create_stack(StackName="arcturus-prod", TemplateBody=json.dumps(STACK_TEMPLATE))
+    try:
+        yield env
+    finally:
+        server.stop()
+
+
+def test_bulk_commands_reach_a_deployed_stacks_table(tmp_path: Path, deployed_stack: dict[str, str]) -> None:
+    entries = [
+        {"key": "import:text", "value": "hello", "metadata": {"from": "workers"}},
+        {"key": "import:bytes", "value": base64.b64encode(BINARY).decode(), "base64": True},
+    ]
+    source = bulk_file(tmp_path / "in.json", entries)
+    unused_local = tmp_path / "never-created"
+
+    def remote(*arguments: str, check: bool = True) -> Any:
+        return run_cli("kv", *arguments, "--data-dir", str(unused_local), env=deployed_stack, check=check)
+
+    written = remote("--stack", "arcturus-prod", "bulk", "put", source)
+    table = written.stderr.split("kv: table ", 1)[1].split()[0]
+    exported = json.loads(remote("bulk", "get", "--prefix", "import:", "--table", table).stdout)
+    missing = remote("--stack", "no-such-stack", "list", check=False)
+
+    assert "(stack arcturus-prod, region eu-west-1), namespace ARGOBOX_CACHE" in written.stderr
+    assert "wrote 2" in written.stderr
+    assert sorted(exported, key=lambda e: e["key"]) == sorted(entries, key=lambda e: e["key"])
+    assert missing.returncode == 1
+    assert "no-such-stack" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    assert not unused_local.exists()  # nothing local was started or written
+
+
+class FakeWorkersApi(http.server.BaseHTTPRequestHandler):
+    """Cloudflare's KV REST API for one namespace: keys listed two per page, values as raw bytes, a
+    429 on the first value request, 403 without the token."""
+
+    ROOT = "/client/v4/accounts/acct/storage/kv/namespaces/ns1"
+    store: ClassVar[dict[str, tuple[bytes, dict[str, Any]]]] = {}
+    throttled: ClassVar[list[bool]] = []
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        if self.headers.get("Authorization") != "Bearer cf-token":
+            return self._send(403, b'{"success": false, "errors": [{"code": 10000}]}')
+        if url.path == f"{self.ROOT}/keys":
+            names = sorted(self.store)
+            start = int(urllib.parse.parse_qs(url.query).get("cursor", ["0"])[0])
+            page = [{"name": name, **self.store[name][1]} for name in names[start : start + 2]]
+            cursor = str(start + 2) if start + 2 < len(names) else ""
+            body = {"success": True, "errors": [], "result": page, "result_info": {"cursor": cursor}}
+            return self._send(200, json.dumps(body).encode())
+        name = urllib.parse.unquote(url.path.removeprefix(f"{self.ROOT}/values/"))
+        if not self.throttled:
+            self.throttled.append(True)
+            return self._send(429, b"{}", {"Retry-After": "1"})
+        if name not in self.store:
+            return self._send(404, b"{}")
+        return self._send(200, self.store[name][0])
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_a_live_workers_namespace_exports_to_a_file_put_takes(tmp_path: Path) -> None:
+    expires = int(time.time()) + 3600
+    FakeWorkersApi.store = {
+        "data:user-roles": (json.dumps(ADMIN_ONLY_ROLES).encode(), {}),
+        "img/a b.png": (BINARY, {"metadata": {"type": "png"}}),
+        "cache:status:summary": (b"{}", {"expiration": expires}),
+        "greeting": ("héllo".encode(), {}),
+        "%weird?key#": (b"x", {"metadata": {"n": 1}}),
+    }
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeWorkersApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        "CLOUDFLARE_API_TOKEN": "cf-token",
+        "CLOUDFLARE_API_BASE_URL": f"http://127.0.0.1:{server.server_port}/client/v4",
+    }
+    data = tmp_path / "data"
+    try:
+        exported = run_cli("kv", "bulk", "get", "--from-workers", "ns1", "--account-id", "acct", env=env)
+        denied = run_cli(
+            "kv", "bulk", "get", "--from-workers", "ns1", "--account-id", "acct",
+            env=env | {"CLOUDFLARE_API_TOKEN": "wrong"}, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    (tmp_path / "workers.json").write_text(exported.stdout)
+    kv(data, "bulk", "put", str(tmp_path / "workers.json"))
+    imported = {e["key"]: e for e in json.loads(kv(data, "bulk", "get", "--prefix", "").stdout)}
+
+    assert "5 keys listed" in exported.stderr
+    assert imported == {e["key"]: e for e in json.loads(exported.stdout)}
+    assert base64.b64decode(imported["img/a b.png"]["value"]) == BINARY
+    assert imported["img/a b.png"]["metadata"] == {"type": "png"}
+    assert imported["cache:status:summary"]["expiration"] == expires
+    assert imported["greeting"]["value"] == "héllo"
+    assert imported["%weird?key#"]["value"] == "x"
+    assert (denied.returncode, "403" in denied.stderr, "Traceback" in denied.stderr) == (1, True, False)

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from arcturus.errors import StoreUnavailable, VersionConflict
-from arcturus.kv import CHUNK_BYTES, MAX_VALUE_BYTES, KVNamespace
+from arcturus.kv import CHUNK_BYTES, MAX_VALUE_BYTES, KVEntry, KVNamespace
 from tests.conftest import TABLE, Clock
 
 
@@ -61,6 +61,21 @@ class TestReadsAndWrites:
 
         assert list(values) == ["key-99", "key-3", "key-150"]
         assert values == {"key-99": 99, "key-3": 3, "key-150": None}
+
+    def test_get_entries_brings_metadata_and_expiration_and_leaves_out_missing_and_expired(
+        self, kv: KVNamespace, clock: Clock
+    ) -> None:
+        kv.put("a", "1", metadata={"m": 1}, expiration=int(clock.now) + 3600)
+        kv.put("b", b"\x00\xff")
+        kv.put("gone", "x", expiration_ttl=60)
+        clock.advance(61)
+
+        entries = kv.get_entries(["a", "b", "gone", "never"], "bytes")
+
+        assert entries == {
+            "a": KVEntry(b"1", {"m": 1}, int(clock.now) - 61 + 3600),
+            "b": KVEntry(b"\x00\xff", None, None),
+        }
 
     def test_bulk_get_retries_unprocessed_keys(self, kv: KVNamespace, dynamodb: Any) -> None:
         """DynamoDB may answer part of a BatchGetItem; the rest must be asked again, not dropped."""

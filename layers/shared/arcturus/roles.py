@@ -206,6 +206,18 @@ def parse_document(data: Any) -> RolesDocument:
     return document
 
 
+def check_stored(text: str | bytes) -> RolesDocument:
+    """Validate a document about to be stored under ``ROLES_KEY`` by hand (``kv put``, a bulk import)
+    as ``PUT /api/auth/roles`` validates it; ValueError (pydantic's ValidationError is one) says why.
+
+    The fields the store itself keeps in the stored JSON (``revision``, ``baseProfiles``) may be there.
+    """
+    data = json.loads(text)
+    if isinstance(data, dict):
+        data = {name: value for name, value in data.items() if name not in _STORE_FIELDS}
+    return parse_document(data)
+
+
 def _reference_errors(document: RolesDocument) -> Iterable[InitErrorDetails]:
     for key, user in document.users.items():
         if user.email != key:
@@ -412,6 +424,8 @@ class RolesStore:
         return self._copy
 
 
+_STORE_FIELDS: Final = ("revision", "baseProfiles")
+"""What the store keeps in the stored JSON beside the document itself."""
 _BASE_PROFILES: Final = TypeAdapter(dict[str, list[DashboardProfile]])
 
 
