@@ -36,12 +36,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
 from arcturus import background
 from arcturus.errors import ArcturusError, StoreUnavailable, VersionConflict
+from arcturus.formats import iso8601
 from arcturus.kv import MAX_BULK_KEYS, MAX_LIST_LIMIT, MIN_EXPIRATION_TTL, KVNamespace
 from arcturus.observability import logger, metrics
 
@@ -124,10 +124,6 @@ def cache_key(kind: str, id_: str) -> str:
     if kind not in FRESH_FOR_S:
         raise ValueError(f"unknown cache kind {kind!r}; known: {', '.join(FRESH_FOR_S)}")
     return f"cache:{kind}:{id_}"
-
-
-def iso8601(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- the memory tier -----------------------------------------------------------------------------------

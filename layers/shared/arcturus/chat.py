@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from arcturus import aws
 from arcturus.errors import StoreUnavailable, VersionConflict
-from arcturus.http import BLANK, Problem
+from arcturus.formats import BLANK, iso8601
+from arcturus.http import Problem
 from arcturus.kv import KVNamespace
 from arcturus.observability import logger, metrics
 
@@ -224,4 +224,4 @@ class PublicChat:
             metrics.add_metric(name="ChatSessionNotRecorded", unit="Count", value=1)
 
     def _now(self) -> str:
-        return datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return iso8601(self._clock())

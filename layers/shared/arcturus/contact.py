@@ -18,7 +18,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -37,13 +36,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from arcturus import aws
 from arcturus.errors import StoreUnavailable
-from arcturus.http import BLANK, Problem
+from arcturus.formats import BLANK, MAX_EMAIL, is_email, iso8601
+from arcturus.http import Problem
 from arcturus.kv import KVNamespace
 from arcturus.kvstore import TTL_ATTRIBUTE, idempotency_partition
 from arcturus.observability import logger, metrics
 
 MAX_NAME: Final = 100
-MAX_EMAIL: Final = 254
 MAX_MESSAGE: Final = 5000
 MAX_IDEMPOTENCY_KEY: Final = 255
 IDEMPOTENCY_TTL_S: Final = 24 * 3600
@@ -53,11 +52,6 @@ KEY_CLASS: Final = "contact"
 SUBJECT: Final = "Arcturus-Prime contact form"
 """SNS subjects must be ASCII without line breaks, so the sender's name goes in the body instead."""
 
-# A dot-atom local part and a domain of letter/digit/hyphen labels (non-ASCII allowed for IDN).
-_EMAIL = re.compile(
-    r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
-    r"@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_](?:[\w-]{0,61}[^\W_])"
-)
 # Unicode's line and paragraph separators (Zl, Zp), format characters such as the bidi controls (Cf),
 # C0 and C1 controls (Cc) and lone surrogates (Cs), as of Unicode 15.1 (tests/unit/test_contact.py
 # checks it against unicodedata): none belongs in a name that goes on one line of the owner's email.
@@ -82,7 +76,7 @@ TEXT_PATTERN: Final = rf"^{_TEXT_CHAR}*[^{BLANK}\x00-\x08\x0b\x0c\x0e-\x1f\x7f]{
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.fullmatch(value) or len(value.partition("@")[0]) > 64:
+    if not is_email(value):
         raise ValueError("not a valid email address")
     return value
 
@@ -249,8 +243,7 @@ class ContactInbox:
 
     def _deliver(self, message: ContactMessage) -> dict[str, str]:
         message_id = str(uuid.uuid4())
-        received = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds")
-        received = received.replace("+00:00", "Z")
+        received = iso8601(self._clock(), "milliseconds")
         record = {"id": message_id, "receivedAt": received, **message.model_dump(mode="json")}
         self._kv.put(
             f"{KEY_CLASS}:{received}:{message_id}",

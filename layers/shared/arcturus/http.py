@@ -36,9 +36,6 @@ SCHEMAS = "#/components/schemas/"
 """Where a route's documentation points for a model of ``arcturus.contract`` (or a request model)."""
 ResponseHeaders = Mapping[str, Mapping[str, Any]]
 """OpenAPI header objects by header name."""
-BLANK: Final = r" \t\n\v\f\r\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-"""Unicode White_Space (what pydantic's ``strip_whitespace`` strips) as the inside of a regex character
-class, spelled out: ``\\s`` means something else in Python's and in JSON Schema's regexes."""
 PARSED_AFTER_AUTHORIZATION: Final = "x-body-validated-after-authorization"
 """Marks an operation whose body is checked only once the caller may call it (and whatever its type)."""
 RETRY_AFTER: Final[ResponseHeaders] = {

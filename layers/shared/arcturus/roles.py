@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from arcturus.errors import ArcturusError, StoreUnavailable, VersionConflict
+from arcturus.formats import WireModel, is_email
 from arcturus.kv import KVNamespace
 from arcturus.observability import logger, metrics
 
@@ -54,11 +54,6 @@ MAX_WIDGETS: Final = 16
 _SEGMENT = r"[a-z0-9][a-z0-9_.-]*"
 _PERMISSION = re.compile(rf"\*|{_SEGMENT}(?::{_SEGMENT})*:(?:{_SEGMENT}|\*)")
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
-_EMAIL = re.compile(
-    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-)
-_MAX_EMAIL = 254
 
 
 # -- permissions ---------------------------------------------------------------------------------------
@@ -90,7 +85,7 @@ def _permission(value: str) -> str:
 def _email(value: str) -> str:
     if value != value.strip().lower():
         raise ValueError(f"{value!r} must be lower-case without surrounding spaces")
-    if len(value) > _MAX_EMAIL or not _EMAIL.fullmatch(value):
+    if not value.isascii() or not is_email(value):
         raise ValueError(f"{value!r} is not a valid email address")
     return value
 
@@ -119,14 +114,7 @@ Grant = Annotated[str, Field(min_length=1, max_length=200)]
 # -- the document --------------------------------------------------------------------------------------
 
 
-class _Model(BaseModel):
-    """camelCase on the wire (the original document's names), snake_case in Python; unknown fields are
-    refused so a typo in the authorization database is an error, not a silently ignored key."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
-
-
-class DashboardProfile(_Model):
+class DashboardProfile(WireModel):
     """A named set of widgets a user can switch to on the dashboard."""
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -139,7 +127,7 @@ DashboardProfiles = Annotated[
 ]
 
 
-class UserEntry(_Model):
+class UserEntry(WireModel):
     """One provisioned user; ``*`` in services, features or sites means all of them."""
 
     email: Email
@@ -151,14 +139,14 @@ class UserEntry(_Model):
     dashboard_profiles: DashboardProfiles = Field(default_factory=list)
 
 
-class RoleEntry(_Model):
+class RoleEntry(WireModel):
     """A role: the permissions it grants."""
 
     permissions: list[Permission]
     description: str = Field(default="", max_length=500)
 
 
-class RolesDocument(_Model):
+class RolesDocument(WireModel):
     """The whole ``data:user-roles`` document."""
 
     users: dict[Email, UserEntry] = Field(default_factory=dict)
@@ -178,7 +166,7 @@ class RolesDocument(_Model):
 EMPTY_DOCUMENT: Final = RolesDocument()
 
 
-class ProfileUpdate(_Model):
+class ProfileUpdate(WireModel):
     """The body of ``POST /api/auth/profile``: the caller's complete new list of profiles."""
 
     dashboard_profiles: DashboardProfiles

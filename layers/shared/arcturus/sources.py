@@ -31,12 +31,11 @@ from urllib.parse import urlsplit
 import urllib3
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, ValidationError
 
 from arcturus import aws
-from arcturus.cache import iso8601
 from arcturus.errors import ArcturusError
+from arcturus.formats import WireModel, iso8601
 from arcturus.roles import Widget
 
 SOURCES_CONFIG_ENV: Final = "SOURCES_CONFIG"
@@ -77,15 +76,11 @@ def _http_url(value: str) -> str:
     return value
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
-
-
 Url = Annotated[str, AfterValidator(_http_url)]
 TimeoutMs = Annotated[int, Field(ge=100, le=MAX_TIMEOUT_MS)]
 
 
-class ServiceSource(_Model):
+class ServiceSource(WireModel):
     """A service whose health endpoint is checked."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -94,7 +89,7 @@ class ServiceSource(_Model):
     timeout_ms: TimeoutMs = DEFAULT_TIMEOUT_MS
 
 
-class WidgetSource(_Model):
+class WidgetSource(WireModel):
     """The upstream that answers a dashboard widget's JSON."""
 
     url: Url
@@ -108,11 +103,13 @@ def _unique_ids(services: list[ServiceSource]) -> list[ServiceSource]:
     return services
 
 
-class SourcesConfig(_Model):
+class SourcesConfig(WireModel):
     """Every upstream source."""
 
-    services: Annotated[list[ServiceSource], Field(max_length=MAX_SERVICES), AfterValidator(_unique_ids)] = []
-    widgets: dict[Widget, WidgetSource] = {}
+    services: Annotated[list[ServiceSource], Field(max_length=MAX_SERVICES), AfterValidator(_unique_ids)] = (
+        Field(default_factory=list)
+    )
+    widgets: dict[Widget, WidgetSource] = Field(default_factory=dict)
 
     @property
     def timeout_s(self) -> float:

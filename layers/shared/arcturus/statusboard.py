@@ -24,7 +24,8 @@ from typing import Any, Final
 from aws_lambda_powertools.event_handler import Response
 
 from arcturus import sources
-from arcturus.cache import Cached, CacheState, Lookup, SourceUnavailable, TwoTierCache, iso8601
+from arcturus.cache import Cached, CacheState, Lookup, SourceUnavailable, TwoTierCache
+from arcturus.formats import iso8601
 from arcturus.http import Problem, ResponseHeaders, problem_answer
 from arcturus.roles import GRANT_ALL, DashboardProfile
 from arcturus.sources import SourceError, SourcesConfig
