@@ -87,7 +87,7 @@ HEADERS: dict[str, dict[str, Any]] = {
     },
 }
 """Response headers the build adds to many answers, shared as ``#/components/headers/<name>``
-(``Retry-After`` joins them from ``arcturus.http``)."""
+(``Retry-After`` joins them from ``arcturus.web.docs``)."""
 _METHOD_ORDER = ("get", "put", "post", "patch", "delete")
 _OPERATION_ORDER = (
     "summary",
@@ -109,9 +109,10 @@ def build(template: Template) -> dict[str, Any]:
         for logical_id in dict.fromkeys(route.function for route in routes)
     }
     # Importable now: loading a function put its layers on the path.
-    from arcturus import contract, http  # noqa: PLC0415
+    from arcturus import contract  # noqa: PLC0415
+    from arcturus.web import docs, problem  # noqa: PLC0415
 
-    shared = _Shared(http)
+    shared = _Shared(docs, problem)
     schemas: dict[str, Any] = {}
     documents = {}
     for logical_id, module in modules.items():
@@ -238,14 +239,14 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
 
 
 class _Shared:
-    """The answers and headers every operation may share, in ``arcturus.http``'s terms."""
+    """The answers and headers every operation may share, in ``arcturus.web``'s terms."""
 
-    def __init__(self, http: ModuleType) -> None:
-        self.schemas: str = http.SCHEMAS
-        self._json: str = http.JSON
-        self._problem_json: str = http.PROBLEM_JSON
-        self._parsed_by_handler: str = http.PARSED_AFTER_AUTHORIZATION
-        self.headers = HEADERS | {name: dict(header) for name, header in http.RETRY_AFTER.items()}
+    def __init__(self, docs: ModuleType, problem: ModuleType) -> None:
+        self.schemas: str = docs.SCHEMAS
+        self._json: str = docs.JSON
+        self._problem_json: str = problem.PROBLEM_JSON
+        self._parsed_by_handler: str = docs.PARSED_AFTER_AUTHORIZATION
+        self.headers = HEADERS | {name: dict(header) for name, header in docs.RETRY_AFTER.items()}
 
     def operation(self, route: HttpRoute, document: dict[str, Any], description: str) -> dict[str, Any]:
         """The function's operation for ``route``, completed with what every route shares."""

@@ -2,8 +2,9 @@
 
 from typing import Any
 
-from arcturus.http import build_resolver, documented, lambda_handler
-from arcturus.identity import current_caller, requires
+from arcturus.web.docs import documented
+from arcturus.web.guards import current_caller, requires
+from arcturus.web.resolver import build_resolver, lambda_handler
 
 app = build_resolver()
 

@@ -3,9 +3,11 @@
 from dataclasses import replace
 from typing import Any
 
-from arcturus.http import Problem, build_resolver, documented, lambda_handler, parsed_body
-from arcturus.identity import current_caller, requires
 from arcturus.roles import ProfileUpdate, UserNotProvisioned, roles_store
+from arcturus.web.docs import documented, parsed_body
+from arcturus.web.guards import current_caller, requires
+from arcturus.web.problem import Problem
+from arcturus.web.resolver import build_resolver, lambda_handler
 
 app = build_resolver()
 store = roles_store()

@@ -6,16 +6,18 @@ another. If-Match uses strong comparison (RFC 9110): weak tags (``W/"..."``) nev
 refused because a blind overwrite of the authorization database is what the ETag exists to prevent.
 """
 
-import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header
 
 from arcturus.errors import VersionConflict
-from arcturus.http import Problem, build_resolver, documented, lambda_handler, parsed_body, problem_answer
-from arcturus.identity import requires
 from arcturus.roles import MANAGE_ROLES, RolesDocument, roles_store
+from arcturus.web.docs import documented, parsed_body, problem_answer
+from arcturus.web.guards import requires
+from arcturus.web.problem import Problem
+from arcturus.web.resolver import build_resolver, lambda_handler
+from arcturus.web.responses import json_response
 
 app = build_resolver()
 store = roles_store()
@@ -88,9 +90,7 @@ def _document_response(document: RolesDocument, version: str | None) -> Response
     headers: dict[str, Any] = {"Cache-Control": "no-store"}
     if version is not None:
         headers["ETag"] = f'"{version}"'
-    return Response(
-        status_code=200, content_type="application/json", body=json.dumps(document.wire()), headers=headers
-    )
+    return json_response(document.wire(), headers=headers)
 
 
 handler = lambda_handler(app)

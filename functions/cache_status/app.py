@@ -6,9 +6,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from arcturus.cache import STATUS_PAGE, container_cache
-from arcturus.http import Problem, build_resolver, documented, lambda_handler, problem_answer
-from arcturus.identity import requires
 from arcturus.kv import MAX_LIST_LIMIT
+from arcturus.web.docs import documented, problem_answer
+from arcturus.web.guards import requires
+from arcturus.web.problem import Problem
+from arcturus.web.resolver import build_resolver, lambda_handler
 
 app = build_resolver()
 cache = container_cache()

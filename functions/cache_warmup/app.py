@@ -6,10 +6,11 @@ from typing import Any
 
 from arcturus import warmup
 from arcturus.cache import container_cache
-from arcturus.http import build_resolver, documented, problem_answer
 from arcturus.roles import roles_store
 from arcturus.secrets import require_bearer
 from arcturus.sources import load_config
+from arcturus.web.docs import documented, problem_answer
+from arcturus.web.resolver import build_resolver, scheduled_or_http_handler
 
 SECRET_ARN = os.environ["CACHE_WARMUP_SECRET_ARN"]
 
@@ -37,4 +38,4 @@ def warm_now() -> dict[str, Any]:
     return warm()
 
 
-handler = warmup.lambda_handler(app, warm)
+handler = scheduled_or_http_handler(app, warm)

@@ -5,7 +5,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from arcturus.chat import ChatRequest, PublicChat
-from arcturus.http import RETRY_AFTER, build_resolver, documented, lambda_handler, problem_answer
+from arcturus.web.docs import RETRY_AFTER, documented, problem_answer
+from arcturus.web.resolver import build_resolver, lambda_handler
 
 app = build_resolver()
 chat = PublicChat.from_env()

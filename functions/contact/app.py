@@ -1,13 +1,14 @@
 """POST /api/contact: a visitor's message, stored and sent to the site owner; 202 {"id"}."""
 
-import json
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from arcturus.contact import IDEMPOTENCY_KEY_PATTERN, ContactInbox, ContactMessage, idempotency_key
-from arcturus.http import RETRY_AFTER, build_resolver, documented, lambda_handler, problem_answer
+from arcturus.web.docs import RETRY_AFTER, documented, problem_answer
+from arcturus.web.resolver import build_resolver, lambda_handler
+from arcturus.web.responses import json_response
 
 app = build_resolver()
 inbox = ContactInbox.from_env()
@@ -44,7 +45,7 @@ def contact(
     ] = None,
 ) -> Response[str]:
     receipt = inbox.accept(message, key=idempotency_key(idempotency), context=app.lambda_context)
-    return Response(status_code=202, content_type="application/json", body=json.dumps(receipt))
+    return json_response(receipt, status=202)
 
 
 handler = lambda_handler(app)

@@ -8,9 +8,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from arcturus.background import supports_wait_until
 from arcturus.cache import container_cache
-from arcturus.http import build_resolver, documented, lambda_handler, problem_answer
-from arcturus.identity import current_caller, requires
-from arcturus.statusboard import CACHED_ANSWER, SOURCE_UNAVAILABLE, StatusBoard
+from arcturus.statusboard import StatusBoard
+from arcturus.web.cached import CACHED_ANSWER, cached
+from arcturus.web.docs import SOURCE_UNAVAILABLE, documented, problem_answer
+from arcturus.web.guards import current_caller, requires
+from arcturus.web.resolver import build_resolver, lambda_handler
 
 app = build_resolver()
 board = StatusBoard(container_cache())
@@ -36,7 +38,7 @@ def dashboard(
         Query(min_length=1, max_length=64, description="A profile id of yours; default: your first."),
     ] = None,
 ) -> Response[str]:
-    return board.dashboard(current_caller(app).dashboard_profiles, profile)
+    return cached(*board.dashboard(current_caller(app).dashboard_profiles, profile))
 
 
 # A stale widget is refreshed after the response: the environment is held until that is done.

@@ -4,9 +4,11 @@ from aws_lambda_powertools.event_handler import Response
 
 from arcturus.background import supports_wait_until
 from arcturus.cache import container_cache
-from arcturus.http import build_resolver, documented, lambda_handler
-from arcturus.identity import current_caller, requires
-from arcturus.statusboard import CACHED_ANSWER, SOURCE_UNAVAILABLE, StatusBoard
+from arcturus.statusboard import StatusBoard
+from arcturus.web.cached import CACHED_ANSWER, cached
+from arcturus.web.docs import SOURCE_UNAVAILABLE, documented
+from arcturus.web.guards import current_caller, requires
+from arcturus.web.resolver import build_resolver, lambda_handler
 
 app = build_resolver()
 board = StatusBoard(container_cache())
@@ -22,7 +24,7 @@ board = StatusBoard(container_cache())
     },
 )
 def services() -> Response[str]:
-    return board.services(current_caller(app).services)
+    return cached(*board.services(current_caller(app).services))
 
 
 # A stale answer is refreshed after the response: the environment is held until that is done.

@@ -24,10 +24,10 @@ from arcturus.cache import (
     Lookup,
     MemoryTier,
     RefreshLeases,
-    SourceUnavailable,
     TwoTierCache,
     cache_key,
 )
+from arcturus.errors import SourceUnavailable
 from arcturus.kv import KVNamespace
 from arcturus.observability import metrics
 from tests.conftest import TABLE, Clock

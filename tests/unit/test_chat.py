@@ -27,9 +27,10 @@ from arcturus.chat import (
     bounded,
     model_from_env,
 )
-from arcturus.http import Problem
+from arcturus.errors import ArcturusError
 from arcturus.kv import KVNamespace
 from arcturus.observability import metrics
+from arcturus.web.answers import problem_for
 from tests.conftest import Clock
 from tests.unit.support import Mailbox, cold_start, http_event, invoke, json_body, load_function
 
@@ -163,10 +164,10 @@ class TestSessions:
         session_id = chat.answer("hello").session_id
         clock.advance(SESSION_TTL_S + 1)
 
-        with pytest.raises(Problem) as caught:
+        with pytest.raises(ArcturusError) as caught:
             chat.answer("still there?", session_id)
 
-        assert caught.value.status == 404
+        assert answer(caught.value).status == 404
 
     def test_each_message_renews_the_session(self, chat: PublicChat, clock: Clock, kv: KVNamespace) -> None:
         session_id = chat.answer("hello").session_id
@@ -197,10 +198,10 @@ class TestSessions:
         chat = PublicChat(kv, InterruptedModel(), clock=clock)
         session_id = chat.answer("first").session_id
 
-        with pytest.raises(Problem) as caught:
+        with pytest.raises(ArcturusError) as caught:
             chat.answer("second", session_id)
 
-        assert caught.value.status == 409
+        assert answer(caught.value).status == 409
         turns = kv.get(f"ai:conversation:{session_id}", type="json")["turns"]
         assert [t["text"] for t in turns if t["role"] == "user"] == ["first", "sent from another tab"]
 
@@ -297,10 +298,10 @@ class TestModels:
         model, stubber = bedrock
         stubber.add_client_error("converse", service_error_code=code, http_status_code=400)
 
-        with pytest.raises(Problem) as caught:
+        with pytest.raises(ArcturusError) as caught:
             model.reply([], "hi")
 
-        assert caught.value.status == status
+        assert answer(caught.value).status == status
         assert metrics.metric_set["ChatModelFailed"]["Value"] == [1.0]
 
     def test_a_bedrock_timeout_is_503(self, aws_env: None) -> None:
@@ -311,11 +312,11 @@ class TestModels:
 
         client.meta.events.register("before-call.bedrock-runtime.Converse", time_out)
 
-        with pytest.raises(Problem) as caught:
+        with pytest.raises(ArcturusError) as caught:
             BedrockModel("some-model", client=client).reply([], "hi")
 
-        assert caught.value.status == 503
-        assert caught.value.headers["Retry-After"] == "5"
+        assert answer(caught.value).status == 503
+        assert answer(caught.value).headers["Retry-After"] == "5"
 
     def test_the_local_model_is_deterministic(self) -> None:
         history = [Turn("user", "a"), Turn("assistant", "b")]
@@ -347,3 +348,10 @@ class TestModels:
 
         with pytest.raises(RuntimeError, match=complaint):
             model_from_env()
+
+
+def answer(error: ArcturusError) -> Any:
+    """The HTTP answer the web adapter gives ``error`` (it has one)."""
+    problem = problem_for(error)
+    assert problem is not None, error
+    return problem

@@ -26,8 +26,9 @@ from arcturus.contact import (
     ContactInbox,
     ContactMessage,
 )
-from arcturus.http import Problem
+from arcturus.errors import ArcturusError
 from arcturus.kv import KVNamespace
+from arcturus.web.answers import problem_for
 from tests.conftest import TABLE, Clock
 from tests.unit.support import (
     FakeContext,
@@ -357,8 +358,9 @@ class TestIdempotency:
             barrier.wait()
             try:
                 return inbox.accept(message, key="same-key", context=FakeContext())["id"]
-            except Problem as problem:
-                return str(problem.status)
+            except ArcturusError as error:
+                problem = problem_for(error)
+                return str(problem.status if problem else error)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             answers = list(pool.map(send, range(8)))

@@ -10,9 +10,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from arcturus import aws
-from arcturus.http import build_resolver
-from arcturus.identity import Caller, caller_from, claimed_email, current_caller, requires, resolve_caller
+from arcturus.identity import Caller, caller_from, claimed_email, resolve_caller
 from arcturus.roles import parse_document
+from arcturus.web.guards import current_caller, requires
+from arcturus.web.resolver import build_resolver
 from tests.unit.support import (
     ADMIN,
     DEMO,

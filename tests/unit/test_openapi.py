@@ -33,13 +33,14 @@ from arcturus.contact import (
     ContactMessage,
     idempotency_key,
 )
-from arcturus.http import Problem, build_resolver
 from arcturus.identity import caller_from
 from arcturus.kv import KVNamespace
 from arcturus.ratelimit import rule_for
 from arcturus.roles import RolesDocument
 from arcturus.sources import SourcesConfig, check_services
 from arcturus.statusboard import services_report, status_summary
+from arcturus.web.problem import Problem
+from arcturus.web.resolver import build_resolver
 from local import LocalError
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from local.openapi import build
@@ -178,7 +179,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel
 
-from arcturus.http import build_resolver, documented
+from arcturus.web.docs import documented
+from arcturus.web.resolver import build_resolver
 
 
 class {name}(BaseModel):

@@ -12,10 +12,11 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from arcturus import aws
-from arcturus.http import Problem, build_resolver
 from arcturus.kv import KVNamespace
 from arcturus.observability import metrics
 from arcturus.ratelimit import RULES, FloodShield, RateLimiter, Rule, rule_for
+from arcturus.web.problem import Problem
+from arcturus.web.resolver import build_resolver
 from tests.conftest import Clock
 from tests.unit.support import (
     ADMIN,

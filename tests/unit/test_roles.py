@@ -15,7 +15,6 @@ from pydantic import ValidationError
 
 from arcturus import admins
 from arcturus.errors import StoreUnavailable, VersionConflict
-from arcturus.http import field_errors
 from arcturus.kv import KVNamespace
 from arcturus.roles import (
     MEMORY_TTL_S,
@@ -30,6 +29,7 @@ from arcturus.roles import (
     grants,
     parse_document,
 )
+from arcturus.web.problem import field_errors
 from tests.conftest import Clock
 from tests.unit.support import ADMIN, DEMO, MEMBER, DynamoDBCalls, roles_document
 

@@ -40,7 +40,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from arcturus import background
-from arcturus.errors import ArcturusError, StoreUnavailable, VersionConflict
+from arcturus.errors import ArcturusError, SourceUnavailable, StoreUnavailable, VersionConflict
 from arcturus.formats import iso8601
 from arcturus.kv import MAX_BULK_KEYS, MAX_LIST_LIMIT, MIN_EXPIRATION_TTL, KVNamespace
 from arcturus.observability import logger, metrics
@@ -83,10 +83,6 @@ class CacheState(enum.StrEnum):
     HIT = "HIT"
     STALE = "STALE"
     MISS = "MISS"
-
-
-class SourceUnavailable(ArcturusError):
-    """No value can be served: the source failed and there is no value younger than the stale bound."""
 
 
 class _LeaseBusy(ArcturusError):

@@ -28,9 +28,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from arcturus import aws
-from arcturus.errors import StoreUnavailable, VersionConflict
+from arcturus.errors import (
+    Contended,
+    NotFound,
+    StoreUnavailable,
+    UpstreamBusy,
+    UpstreamFailed,
+    VersionConflict,
+)
 from arcturus.formats import BLANK, iso8601
-from arcturus.http import Problem
 from arcturus.kv import KVNamespace
 from arcturus.observability import logger, metrics
 
@@ -123,14 +129,14 @@ class BedrockModel:
         return text or "I cannot answer that."
 
 
-def _model_failed(error: ClientError | BotoCoreError) -> Problem:
+def _model_failed(error: ClientError | BotoCoreError) -> UpstreamBusy | UpstreamFailed:
     code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
     metrics.add_metric(name="ChatModelFailed", unit="Count", value=1)
     if isinstance(error, BotoCoreError) or code in _MODEL_BUSY:
         logger.warning("chat model busy", extra={"error": str(error)})
-        return Problem(503, "The assistant is busy; try again shortly.", headers={"Retry-After": "5"})
+        return UpstreamBusy("The assistant is busy; try again shortly.", retry_after_s=5)
     logger.error("chat model failed", extra={"error": str(error)})
-    return Problem(502, "The assistant could not answer; the error was logged.")
+    return UpstreamFailed("The assistant could not answer; the error was logged.")
 
 
 def model_from_env() -> ChatModel:
@@ -173,8 +179,8 @@ class PublicChat:
     def answer(self, message: str, session_id: str | None = None) -> ChatReply:
         """Reply to ``message`` in session ``session_id`` (a new session when None).
 
-        Raises Problem 404 for an unknown or expired session, 409 when another message on the same
-        session was stored meanwhile, 502/503 when the model fails.
+        Raises NotFound for an unknown or expired session, Contended when another message on the same
+        session was stored meanwhile, UpstreamFailed or UpstreamBusy when the model fails.
         """
         if session_id is None:
             session_id, history, version, created = str(uuid.uuid4()), [], None, self._now()
@@ -182,7 +188,7 @@ class PublicChat:
             session_id = session_id.lower()
             stored, version = self._kv.get_with_version(f"ai:conversation:{session_id}", type="json")
             if stored is None:
-                raise Problem(404, "No such chat session (sessions end 24 h after their last message).")
+                raise NotFound("No such chat session (sessions end 24 h after their last message).")
             history = [Turn(turn["role"], turn["text"]) for turn in stored["turns"]]
             created = stored["createdAt"]
         reply = self._model.reply(history, message)
@@ -201,10 +207,8 @@ class PublicChat:
                 expiration_ttl=SESSION_TTL_S,
             )
         except VersionConflict as error:
-            raise Problem(
-                409,
-                "Another message in this session was answered meanwhile; send yours again.",
-                headers={"Retry-After": "1"},
+            raise Contended(
+                "Another message in this session was answered meanwhile; send yours again."
             ) from error
         session = {
             "id": session_id,

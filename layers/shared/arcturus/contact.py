@@ -35,9 +35,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from arcturus import aws
-from arcturus.errors import StoreUnavailable
+from arcturus.errors import Contended, InvalidRequest, RequestMismatch, StoreUnavailable
 from arcturus.formats import BLANK, MAX_EMAIL, is_email, iso8601
-from arcturus.http import Problem
 from arcturus.kv import KVNamespace
 from arcturus.kvstore import TTL_ATTRIBUTE, idempotency_partition
 from arcturus.observability import logger, metrics
@@ -122,7 +121,7 @@ class ContactMessage(BaseModel):
 def idempotency_key(header: str | None) -> str | None:
     """The ``Idempotency-Key`` header's key (bare or as a quoted structured-field string), or None.
 
-    Raises Problem 400 when the header is present but not 1 to 255 visible ASCII characters.
+    Raises InvalidRequest when the header is present but not 1 to 255 visible ASCII characters.
     """
     if header is None:
         return None
@@ -130,7 +129,7 @@ def idempotency_key(header: str | None) -> str | None:
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
     if not _TOKEN.fullmatch(key) or len(key) > MAX_IDEMPOTENCY_KEY:
-        raise Problem(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters.")
+        raise InvalidRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters.")
     return key
 
 
@@ -227,13 +226,11 @@ class ContactInbox:
                 request={"key": key, "message": message.model_dump(mode="json")}
             )
         except IdempotencyValidationError as error:
-            raise Problem(422, "This Idempotency-Key was already used with a different message.") from error
-        except IdempotencyAlreadyInProgressError as error:
-            raise Problem(
-                409,
-                "A request with this Idempotency-Key is still being processed.",
-                headers={"Retry-After": "1"},
+            raise RequestMismatch(
+                "This Idempotency-Key was already used with a different message."
             ) from error
+        except IdempotencyAlreadyInProgressError as error:
+            raise Contended("A request with this Idempotency-Key is still being processed.") from error
         except IdempotencyPersistenceLayerError as error:
             raise StoreUnavailable(f"idempotency record: {error}") from error
         return receipt

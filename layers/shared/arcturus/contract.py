@@ -1,6 +1,6 @@
 """The API's JSON bodies as pydantic models: what the routes answer, for the OpenAPI document.
 
-Routes refer to these by name (``arcturus.http.documented("StatusSummary", ...)``), and the OpenAPI
+Routes refer to these by name (``arcturus.web.docs.documented("StatusSummary", ...)``), and the OpenAPI
 build (``python -m local openapi``) turns the references into schemas. No function imports this module:
 building a pydantic model costs milliseconds at init, and the routes build their bodies as plain
 dicts, so the models would buy a cold start nothing. Unit tests hold the builders' real output against

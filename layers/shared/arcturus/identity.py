@@ -1,33 +1,34 @@
 """Who is calling: the JWT authorizer's email resolved against the roles document.
 
 API Gateway's JWT authorizer has already checked the token's signature, issuer, audience and expiry;
-what it cannot know is whether the person is provisioned and what they may do. ``requires`` is the one
-route middleware that answers that, for every authenticated route:
-
-    @app.get("/api/status", middlewares=[requires("view:status")])
-
-401 when the request carries no identity, 403 when the email is not in the roles document or its role
-lacks the permission; otherwise the resolved ``Caller`` is in ``current_caller(app)``.
+what it cannot know is whether the person is provisioned and what they may do. ``authorize`` answers
+that (``arcturus.web.guards.requires`` runs it for every authenticated route): NotSignedIn when the
+request carries no identity, NotPermitted when the email is not in the roles document or its role lacks
+the permission, otherwise the resolved ``Caller``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-
-from arcturus.http import Problem
+from arcturus.errors import NotPermitted, NotSignedIn
 from arcturus.observability import logger
 from arcturus.roles import ADMIN_PERMISSION, DashboardProfile, RolesDocument, grants, roles_store
 
-CALLER_KEY = "caller"
-RouteMiddleware = Callable[[APIGatewayHttpResolver, NextMiddleware], Response[Any]]
-_BEARER = {"WWW-Authenticate": 'Bearer realm="arcturus"'}
+__all__ = [
+    "EMAIL_VERIFIED_REQUIRED_ENV",
+    "Caller",
+    "authorize",
+    "caller_from",
+    "claimed_email",
+    "resolve_caller",
+]
+
+Event = Mapping[str, Any]
+"""An HTTP API (payload format 2.0) event, as Lambda passes it."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ EMAIL_VERIFIED_REQUIRED_ENV: Final = "REQUIRE_EMAIL_VERIFIED"
 ``email_verified`` claim at all, such as Cloudflare Access; any other value requires the claim."""
 
 
-def claimed_email(event: APIGatewayProxyEventV2 | Mapping[str, Any]) -> str | None:
+def claimed_email(event: Event) -> str | None:
     """The lower-cased ``email`` claim the JWT authorizer passed on, or None.
 
     The claim must be plain ASCII with nothing around it, checked before lower-casing: Unicode case
@@ -98,8 +99,7 @@ def claimed_email(event: APIGatewayProxyEventV2 | Mapping[str, Any]) -> str | No
     claim is trusted only when ``REQUIRE_EMAIL_VERIFIED`` is ``false``; a claim it does send must still
     be true.
     """
-    raw = event.raw_event if isinstance(event, APIGatewayProxyEventV2) else event
-    claims = (((raw.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims")
+    claims = (((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims")
     if not isinstance(claims, Mapping):
         return None
     email = claims.get("email")
@@ -114,7 +114,7 @@ def claimed_email(event: APIGatewayProxyEventV2 | Mapping[str, Any]) -> str | No
     return email.lower()
 
 
-def resolve_caller(event: APIGatewayProxyEventV2 | Mapping[str, Any]) -> Caller | None:
+def resolve_caller(event: Event) -> Caller | None:
     """The provisioned caller of ``event``, or None (no identity, unverified, or not in the document).
 
     For code that runs before route middlewares, such as the rate limiter exempting admins.
@@ -123,33 +123,21 @@ def resolve_caller(event: APIGatewayProxyEventV2 | Mapping[str, Any]) -> Caller 
     return None if email is None else caller_from(roles_store().document(), email)
 
 
-def requires(permission: str | None = None) -> RouteMiddleware:
-    """A route middleware admitting provisioned callers, and only those granted ``permission`` if given."""
+def authorize(event: Event, permission: str | None = None) -> Caller:
+    """The provisioned caller of ``event``, granted ``permission`` if one is given.
 
-    def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-        email = claimed_email(app.current_event)
-        if email is None:
-            raise Problem(
-                401,
-                "Sign in first: the request carries no verified email claim (send the OIDC ID token).",
-                headers=_BEARER,
-            )
-        caller = caller_from(roles_store().document(), email)
-        if caller is None:
-            logger.info("caller not provisioned", extra={"email": email})
-            raise Problem(403, f"{email} is not provisioned in the roles document.")
-        if permission is not None and not caller.permits(permission):
-            logger.info("permission denied", extra={"email": email, "permission": permission})
-            raise Problem(403, f"Role {caller.role!r} does not grant {permission!r}.")
-        app.context[CALLER_KEY] = caller
-        return next_middleware(app)
-
-    return middleware
-
-
-def current_caller(app: APIGatewayHttpResolver) -> Caller:
-    """The caller that ``requires`` resolved for this request."""
-    caller = app.context.get(CALLER_KEY)
-    if not isinstance(caller, Caller):
-        raise RuntimeError("current_caller() on a route without the requires() middleware")
+    Raises NotSignedIn (no verified email claim) or NotPermitted (not provisioned, or not granted).
+    """
+    email = claimed_email(event)
+    if email is None:
+        raise NotSignedIn(
+            "Sign in first: the request carries no verified email claim (send the OIDC ID token)."
+        )
+    caller = caller_from(roles_store().document(), email)
+    if caller is None:
+        logger.info("caller not provisioned", extra={"email": email})
+        raise NotPermitted(f"{email} is not provisioned in the roles document.")
+    if permission is not None and not caller.permits(permission):
+        logger.info("permission denied", extra={"email": email, "permission": permission})
+        raise NotPermitted(f"Role {caller.role!r} does not grant {permission!r}.")
     return caller

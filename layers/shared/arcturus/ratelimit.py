@@ -38,15 +38,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
-
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from typing import Final
 
 from arcturus import aws
 from arcturus.errors import StoreUnavailable
-from arcturus.http import Problem
-from arcturus.identity import resolve_caller
 from arcturus.kv import MIN_EXPIRATION_TTL, KVNamespace
 from arcturus.observability import logger, metrics
 
@@ -130,15 +125,6 @@ class Decision:
             headers["Retry-After"] = str(self.reset_s)
         return headers
 
-    def problem(self) -> Problem:
-        """The 429 answer for a denied request."""
-        return Problem(
-            429,
-            f"At most {self.rule.limit} requests per {self.rule.window_s} s from one address; "
-            f"retry in {self.reset_s} s.",
-            headers=self.headers(),
-        )
-
 
 class FloodShield:
     """Clients over their limit, remembered in this container until their window ends.
@@ -221,27 +207,3 @@ class RateLimiter:
 def container_limiter() -> RateLimiter:
     """The container's limiter on the configured KV namespace (built on first use, then reused)."""
     return RateLimiter(KVNamespace.from_env(client=aws.client("dynamodb", aws.LIMITER)))
-
-
-def enforce_rate_limits(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    """Resolver-wide middleware: limits the routes that have a rule and lets every other route through.
-
-    Denied: 429 problem JSON. Allowed: the route's answer (or its Problem) with the RateLimit fields.
-    """
-    event = app.current_event
-    rule = rule_for(event.http_method, event.path)
-    if rule is None:
-        return next_middleware(app)
-    caller = resolve_caller(event)
-    if caller is not None and caller.is_admin:
-        return next_middleware(app)
-    decision = container_limiter().hit(rule, event.request_context.http.source_ip)
-    if not decision.allowed:
-        return decision.problem().response()
-    try:
-        response = next_middleware(app)
-    except Problem as problem:
-        problem.headers.update(decision.headers())
-        raise
-    response.headers.update(decision.headers())
-    return response

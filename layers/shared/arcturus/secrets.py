@@ -14,11 +14,10 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from arcturus import aws
-from arcturus.http import Problem
+from arcturus.errors import NotSignedIn, UpstreamBusy
 from arcturus.observability import logger
 
 SECRET_MAX_AGE_S: Final = 300
-_CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="arcturus"'}
 
 
 @functools.cache
@@ -50,10 +49,10 @@ def bearer_matches(authorization: str | None, secret: str) -> bool:
 
 
 def require_bearer(authorization: str | None, secret_id: str) -> None:
-    """Raise a 401 problem unless the header carries the secret ``secret_id`` as its bearer token, and a
-    503 problem when Secrets Manager is throttled or unreachable (after the client's retries)."""
+    """Raise NotSignedIn unless the header carries the secret ``secret_id`` as its bearer token, and
+    UpstreamBusy when Secrets Manager is throttled or unreachable (after the client's retries)."""
     if bearer_token(authorization) is None:
-        raise Problem(401, "Send the warmup secret as 'Authorization: Bearer <secret>'.", headers=_CHALLENGE)
+        raise NotSignedIn("Send the warmup secret as 'Authorization: Bearer <secret>'.")
     try:
         secret = secret_value(secret_id)
     except GetParameterError as error:
@@ -62,8 +61,8 @@ def require_bearer(authorization: str | None, secret_id: str) -> None:
         if not aws.transient(error.__context__):
             raise
         logger.warning("warmup secret unavailable", extra={"error": str(error)})
-        raise Problem(
-            503, "The warmup secret cannot be read right now; retry shortly.", headers={"Retry-After": "1"}
+        raise UpstreamBusy(
+            "The warmup secret cannot be read right now; retry shortly.", retry_after_s=1
         ) from error
     if not bearer_matches(authorization, secret):
-        raise Problem(401, "The bearer token is not the warmup secret.", headers=_CHALLENGE)
+        raise NotSignedIn("The bearer token is not the warmup secret.")

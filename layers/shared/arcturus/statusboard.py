@@ -16,17 +16,14 @@ never touches it. The warmup writes the same values with the same builders (``se
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
-
-from aws_lambda_powertools.event_handler import Response
+from typing import Any, Final, NamedTuple
 
 from arcturus import sources
-from arcturus.cache import Cached, CacheState, Lookup, SourceUnavailable, TwoTierCache
+from arcturus.cache import Cached, CacheState, Lookup, TwoTierCache
+from arcturus.errors import NotFound, SourceUnavailable
 from arcturus.formats import iso8601
-from arcturus.http import Problem, ResponseHeaders, problem_answer
 from arcturus.roles import GRANT_ALL, DashboardProfile
 from arcturus.sources import SourceError, SourcesConfig
 
@@ -35,18 +32,6 @@ DASHBOARD: Final = "dashboard"
 RETRY_AFTER_S: Final = 30
 
 ConfigLoader = Callable[[], SourcesConfig]
-
-# What the cached routes declare for the OpenAPI document.
-CACHED_ANSWER: Final[ResponseHeaders] = {
-    "X-Cache": {
-        "description": "HIT: fresh. STALE: older, refreshed after this answer. MISS: just fetched.",
-        "required": True,
-        "schema": {"type": "string", "enum": [state.value for state in CacheState]},
-    }
-}
-SOURCE_UNAVAILABLE: Final = problem_answer(
-    "The upstream source did not answer and nothing recent is cached, or the data store is busy."
-)
 
 
 def services_report(checks: list[dict[str, Any]], checked_at: float) -> dict[str, Any]:
@@ -85,14 +70,11 @@ def status_summary(checks: list[dict[str, Any]], checked_at: str) -> dict[str, A
     }
 
 
-def answer(body: Any, state: CacheState) -> Response[str]:
-    """A cached route's 200 answer, saying in ``X-Cache`` how it was served."""
-    return Response(
-        status_code=200,
-        content_type="application/json",
-        body=json.dumps(body, separators=(",", ":")),
-        headers={"X-Cache": state.value, "Cache-Control": "private, no-cache"},
-    )
+class View(NamedTuple):
+    """A cached route's answer: the body, and how the cache served it (the least fresh part)."""
+
+    body: dict[str, Any]
+    state: CacheState
 
 
 def reason(error: SourceUnavailable) -> str:
@@ -101,12 +83,11 @@ def reason(error: SourceUnavailable) -> str:
     return cause.reason if isinstance(cause, SourceError) else "the source did not answer"
 
 
-def unavailable(error: SourceUnavailable) -> Problem:
-    return Problem(
-        503,
+def unavailable(error: SourceUnavailable) -> SourceUnavailable:
+    """The error a caller sees when nothing can be served: why, in words fit for them."""
+    return SourceUnavailable(
         f"The upstream source did not answer and no recent value is cached: {reason(error)}.",
-        title="Source unavailable",
-        headers={"Retry-After": str(RETRY_AFTER_S)},
+        retry_after_s=RETRY_AFTER_S,
     )
 
 
@@ -117,17 +98,17 @@ class StatusBoard:
         self._cache = cache
         self._config = config
 
-    def status(self, grants: Sequence[str]) -> Response[str]:
+    def status(self, grants: Sequence[str]) -> View:
         """The summary over the services ``grants`` lists."""
         report = self._services()
         visible = granted(report.value["services"], grants)
-        return answer(status_summary(visible, report.value["checkedAt"]), report.state)
+        return View(status_summary(visible, report.value["checkedAt"]), report.state)
 
-    def services(self, grants: Sequence[str]) -> Response[str]:
+    def services(self, grants: Sequence[str]) -> View:
         """The checks of the services ``grants`` lists."""
         report = self._services()
         visible = granted(report.value["services"], grants)
-        return answer(report.value | {"services": visible}, report.state)
+        return View(report.value | {"services": visible}, report.state)
 
     def _services(self) -> Cached:
         try:
@@ -135,7 +116,7 @@ class StatusBoard:
         except SourceUnavailable as error:
             raise unavailable(error) from error
 
-    def dashboard(self, profiles: Sequence[DashboardProfile], profile_id: str | None) -> Response[str]:
+    def dashboard(self, profiles: Sequence[DashboardProfile], profile_id: str | None) -> View:
         """The widgets of ``profile_id`` (default: the first profile), each with its data or its error.
 
         503 only when every widget failed; the answer's ``X-Cache`` is its least fresh widget's state.
@@ -143,7 +124,7 @@ class StatusBoard:
         profile = _choose(profiles, profile_id)
         listing = [{"id": p.id, "name": p.name} for p in profiles]
         if profile is None:
-            return answer({"profile": None, "profiles": listing, "widgets": []}, CacheState.HIT)
+            return View({"profile": None, "profiles": listing, "widgets": []}, CacheState.HIT)
         widgets = list(dict.fromkeys(profile.widgets))
         results = dict(
             zip(
@@ -162,7 +143,7 @@ class StatusBoard:
         }
         states = {r.state for r in results.values() if isinstance(r, Cached)}
         worst = next((s for s in (CacheState.MISS, CacheState.STALE) if s in states), CacheState.HIT)
-        return answer(body, worst)
+        return View(body, worst)
 
     def _check(self) -> tuple[list[dict[str, Any]], float]:
         checked_at = time.time()
@@ -185,7 +166,7 @@ def _choose(profiles: Sequence[DashboardProfile], profile_id: str | None) -> Das
         if profile.id == profile_id:
             return profile
     known = ", ".join(p.id for p in profiles) or "none"
-    raise Problem(404, f"You have no dashboard profile {profile_id!r} (yours: {known}).")
+    raise NotFound(f"You have no dashboard profile {profile_id!r} (yours: {known}).")
 
 
 def _widget(widget: str, result: Cached | SourceUnavailable) -> dict[str, Any]:

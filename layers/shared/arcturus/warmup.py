@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from arcturus import http, sources
+from arcturus import sources
 from arcturus.cache import TwoTierCache
-from arcturus.observability import logger, metrics, tracer
+from arcturus.observability import logger, metrics
 from arcturus.sources import SourceError, SourcesConfig
 from arcturus.statusboard import DASHBOARD, SERVICES, services_report
 
@@ -71,34 +68,3 @@ def run(cache: TwoTierCache, config: SourcesConfig, refresh_roles: Callable[[], 
 
 def _why(error: Any) -> str:
     return error.reason if isinstance(error, SourceError) else f"{type(error).__name__}: {error}"
-
-
-def is_scheduled_event(event: object) -> bool:
-    """Whether ``event`` is what an EventBridge schedule sends (rather than an HTTP API request)."""
-    return (
-        isinstance(event, Mapping)
-        and event.get("source") == "aws.events"
-        and event.get("detail-type") == "Scheduled Event"
-    )
-
-
-def lambda_handler(
-    app: APIGatewayHttpResolver, on_schedule: Callable[[], dict[str, Any]]
-) -> http.LambdaHandler:
-    """The handler of a function with both an HTTP route and a schedule: HTTP API events go to ``app``,
-    scheduled events run ``on_schedule`` with the same logging, tracing and metrics."""
-    http_handler = http.lambda_handler(app)
-
-    @logger.inject_lambda_context
-    @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics
-    def scheduled(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return on_schedule()
-
-    def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        if is_scheduled_event(event):
-            result: dict[str, Any] = scheduled(event, context)
-            return result
-        return http_handler(event, context)
-
-    return handler

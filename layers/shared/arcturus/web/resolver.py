@@ -1,8 +1,8 @@
-"""HTTP plumbing for every handler: the resolver, problem-details errors, and the Lambda entry point.
+"""The resolver every function uses and its Lambda entry point.
 
-Handlers raise ``Problem`` (or let a domain exception through); this module is the one place that turns
-exceptions into RFC 9457 problem JSON, so no handler formats an error and no stack trace reaches a
-client.
+Routes raise ``Problem`` or let a domain exception through; the resolver's exception handlers are the
+one place either becomes RFC 9457 problem JSON (domain exceptions through ``arcturus.web.answers``),
+so no route formats an error and no stack trace reaches a client.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping
-from http import HTTPStatus
-from typing import Any, Final, cast
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
@@ -22,86 +21,28 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from arcturus.errors import StoreUnavailable
+from arcturus.errors import ArcturusError
 from arcturus.observability import logger, metrics, tracer
+from arcturus.web.answers import problem_for
+from arcturus.web.docs import JSON
+from arcturus.web.guards import enforce_rate_limits
+from arcturus.web.problem import Problem, invalid
 
-PROBLEM_JSON = "application/problem+json"
-JSON = "application/json"
-SCHEMAS = "#/components/schemas/"
-"""Where a route's documentation points for a model of ``arcturus.contract`` (or a request model)."""
-ResponseHeaders = Mapping[str, Mapping[str, Any]]
-"""OpenAPI header objects by header name."""
-PARSED_AFTER_AUTHORIZATION: Final = "x-body-validated-after-authorization"
-"""Marks an operation whose body is checked only once the caller may call it (and whatever its type)."""
-RETRY_AFTER: Final[ResponseHeaders] = {
-    "Retry-After": {
-        "description": "Whole seconds to wait before trying again.",
-        "required": True,
-        "schema": {"type": "integer", "minimum": 0},
-    }
-}
+__all__ = [
+    "LambdaHandler",
+    "build_resolver",
+    "is_scheduled_event",
+    "lambda_handler",
+    "scheduled_or_http_handler",
+    "unreadable",
+]
+
+
 LambdaHandler = Callable[[Mapping[str, Any], LambdaContext], dict[str, Any]]
-
-
-class Problem(Exception):
-    """An error answer: raise it anywhere below a route to send problem JSON with ``status``."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        extensions: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.title = title or HTTPStatus(status).phrase
-        self.headers = dict(headers or {})
-        self.extensions = dict(extensions or {})
-
-    def response(self) -> Response[str]:
-        body = {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail}
-        return Response(
-            status_code=self.status,
-            content_type=PROBLEM_JSON,
-            body=json.dumps(body | self.extensions),
-            headers=self.headers,
-        )
-
-    def proxy_response(self) -> dict[str, Any]:
-        """This problem as the Lambda answer itself, for an event the resolver cannot take."""
-        answer = self.response()
-        return {
-            "statusCode": answer.status_code,
-            "headers": dict(answer.headers),
-            "body": answer.body,
-            "isBase64Encoded": False,
-        }
-
-
-def field_errors(errors: list[Any]) -> list[dict[str, str]]:
-    """Pydantic's errors as ``[{"field": "users.a@b.c.role", "message": ...}]`` for a 422 answer."""
-    return [
-        {
-            "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body"),
-            "message": error["msg"],
-        }
-        for error in errors
-    ]
-
-
-def _invalid(errors: list[Any]) -> Response[str]:
-    fields = field_errors(errors)
-    detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in fields) or "invalid request"
-    return Problem(422, detail, title="Invalid request", extensions={"errors": fields}).response()
 
 
 def _json_body(text: str) -> Any:
@@ -141,9 +82,6 @@ class _JsonBodiesOnly(OpenAPIRequestValidationMiddleware):
 
 def build_resolver() -> APIGatewayHttpResolver:
     """The resolver every function uses: request validation on, rate limits, errors as problem JSON."""
-    # ratelimit builds on this module's Problem, so it is imported here, not at the top.
-    from arcturus.ratelimit import enforce_rate_limits  # noqa: PLC0415
-
     app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_json_body)
     app._request_validation_middleware = _JsonBodiesOnly()  # type: ignore[no-untyped-call]  # Powertools: untyped
     app.use([enforce_rate_limits])  # acts only on routes that have a rule in arcturus.ratelimit.RULES
@@ -154,7 +92,7 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)
     def _request_invalid(error: RequestValidationError) -> Response[str]:
-        return _invalid(list(error.errors()))
+        return invalid(list(error.errors())).response()
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _not_json(_: RequestUnsupportedContentType) -> Response[str]:
@@ -163,13 +101,12 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(ValidationError)
     def _model_invalid(error: ValidationError) -> Response[str]:
-        return _invalid(list(error.errors()))
+        return invalid(list(error.errors())).response()
 
-    @app.exception_handler(StoreUnavailable)
-    def _store_down(error: StoreUnavailable) -> Response[str]:
-        logger.warning("KV store unavailable", extra={"error": str(error)})
-        metrics.add_metric(name="StoreUnavailable", unit="Count", value=1)
-        return Problem(503, "The data store is busy; retry shortly.", headers={"Retry-After": "1"}).response()
+    @app.exception_handler(ArcturusError)
+    def _domain(error: ArcturusError) -> Response[str]:
+        problem = problem_for(error)
+        return problem.response() if problem is not None else _unexpected(error)
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[str]:
@@ -181,47 +118,6 @@ def build_resolver() -> APIGatewayHttpResolver:
         return Problem(404, f"No route for {app.current_event.raw_path}.").response()
 
     return app
-
-
-# -- documentation: what a route declares for the OpenAPI document ------------------------------------
-
-
-def documented(
-    model: str,
-    description: str,
-    *,
-    media_type: str = JSON,
-    headers: ResponseHeaders | None = None,
-) -> OpenAPIResponse:
-    """One of a route's answers for its ``responses=``: a body of the named model, by reference.
-
-    By name, not by class: the models are built only by the OpenAPI build, never at a function's init.
-    """
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {media_type: {"schema": {"$ref": SCHEMAS + model}}},
-    }
-    if headers:
-        response["headers"] = {name: dict(header) for name, header in headers.items()}
-    return cast(OpenAPIResponse, response)
-
-
-def problem_answer(description: str, *, headers: ResponseHeaders | None = None) -> OpenAPIResponse:
-    """A route's own error answer (problem JSON) for its ``responses=``."""
-    return documented("Problem", description, media_type=PROBLEM_JSON, headers=headers)
-
-
-def parsed_body(model: str, description: str) -> dict[str, Any]:
-    """``openapi_extensions`` documenting a JSON body that the route parses itself.
-
-    For routes that must check permissions before they validate (Powertools validates a declared
-    ``Body()`` before any middleware runs): the document shows the body, the order stays.
-    """
-    content = {JSON: {"schema": {"$ref": SCHEMAS + model}}}
-    return {
-        "requestBody": {"required": True, "description": description, "content": content},
-        PARSED_AFTER_AUTHORIZATION: True,
-    }
 
 
 def lambda_handler(app: APIGatewayHttpResolver) -> LambdaHandler:
@@ -239,6 +135,37 @@ def lambda_handler(app: APIGatewayHttpResolver) -> LambdaHandler:
 
     wrapped: LambdaHandler = handler
     return wrapped
+
+
+def scheduled_or_http_handler(
+    app: APIGatewayHttpResolver, on_schedule: Callable[[], dict[str, Any]]
+) -> LambdaHandler:
+    """The handler of a function with both an HTTP route and a schedule: HTTP API events go to ``app``,
+    scheduled events run ``on_schedule`` with the same logging, tracing and metrics."""
+    http_handler = lambda_handler(app)
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def scheduled(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return on_schedule()
+
+    def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if is_scheduled_event(event):
+            result: dict[str, Any] = scheduled(event, context)
+            return result
+        return http_handler(event, context)
+
+    return handler
+
+
+def is_scheduled_event(event: object) -> bool:
+    """Whether ``event`` is what an EventBridge schedule sends (rather than an HTTP API request)."""
+    return (
+        isinstance(event, Mapping)
+        and event.get("source") == "aws.events"
+        and event.get("detail-type") == "Scheduled Event"
+    )
 
 
 def unreadable(event: object) -> str | None:
