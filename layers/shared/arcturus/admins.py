@@ -27,6 +27,8 @@ from arcturus.roles import (
     roles_store,
 )
 
+__all__ = ["ADMIN_ROLE", "DESIGN_ROLES", "administrators", "main", "with_admin"]
+
 ADMIN_ROLE: Final = "admin"
 DESIGN_ROLES: Final = {
     ADMIN_ROLE: {

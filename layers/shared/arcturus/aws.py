@@ -22,6 +22,18 @@ from arcturus.errors import StoreUnavailable, VersionConflict
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+__all__ = [
+    "CLIENT_CONFIG",
+    "LIMITER",
+    "PURPOSE_CONFIG",
+    "SERVICE_CONFIG",
+    "client",
+    "dynamodb",
+    "reset",
+    "store_errors",
+    "transient",
+]
+
 # Every call gives up in time for the function to answer 503 before its 10 s timeout (past it, API
 # Gateway answers a bare 500): at most 3 attempts of 1 s each, with standard mode's jittered backoff
 # between them (up to 1 + 2 s), so 3 to 6 s when a service stops answering. A request meets a failing

@@ -31,6 +31,21 @@ from typing import Any, Final, TypeVar
 
 from arcturus.observability import logger
 
+__all__ = [
+    "DEADLINE_MARGIN_S",
+    "EXTENSION_NAME",
+    "HOLD_S",
+    "RUNTIME_API_ENV",
+    "WORKERS",
+    "ExtensionUnavailable",
+    "Handler",
+    "PostResponseExtension",
+    "WorkQueue",
+    "drain",
+    "supports_wait_until",
+    "wait_until",
+]
+
 EXTENSION_NAME: Final = "arcturus-wait-until"
 RUNTIME_API_ENV: Final = "AWS_LAMBDA_RUNTIME_API"
 HOLD_S: Final = 10.0

@@ -45,6 +45,30 @@ from arcturus.formats import iso8601
 from arcturus.kv import MAX_BULK_KEYS, MAX_LIST_LIMIT, MIN_EXPIRATION_TTL, KVNamespace
 from arcturus.observability import logger, metrics
 
+__all__ = [
+    "COUNT_BUDGET_S",
+    "FRESH_FOR_S",
+    "LEASE_S",
+    "MEMORY_FRESH_S",
+    "MEMORY_MAX_BYTES",
+    "MEMORY_MAX_ENTRIES",
+    "RETRY_AFTER_FAILURE_S",
+    "SHOWN_PREFIXES",
+    "STALE_BOUND_S",
+    "STATUS_PAGE",
+    "WAIT_FOR_REFRESH_S",
+    "CacheState",
+    "Cached",
+    "Entry",
+    "Lease",
+    "Lookup",
+    "MemoryTier",
+    "RefreshLeases",
+    "TwoTierCache",
+    "cache_key",
+    "container_cache",
+]
+
 FRESH_FOR_S: Final[Mapping[str, int]] = MappingProxyType(
     {
         # One minute longer than the warmup schedule (5 min), so a scheduled run always lands first.

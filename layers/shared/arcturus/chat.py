@@ -40,6 +40,25 @@ from arcturus.formats import BLANK, iso8601
 from arcturus.kv import KVNamespace
 from arcturus.observability import logger, metrics
 
+__all__ = [
+    "MAX_HISTORY_BYTES",
+    "MAX_HISTORY_TURNS",
+    "MAX_MESSAGE_CHARS",
+    "MAX_REPLY_TOKENS",
+    "SESSION_TTL_S",
+    "SYSTEM_PROMPT",
+    "UUID_PATTERN",
+    "BedrockModel",
+    "ChatModel",
+    "ChatReply",
+    "ChatRequest",
+    "LocalEchoModel",
+    "PublicChat",
+    "Turn",
+    "bounded",
+    "model_from_env",
+]
+
 SESSION_TTL_S: Final = 24 * 3600
 MAX_MESSAGE_CHARS: Final = 4000
 MAX_HISTORY_TURNS: Final = 20

@@ -41,6 +41,27 @@ from arcturus.kv import KVNamespace
 from arcturus.kvstore import TTL_ATTRIBUTE, idempotency_partition
 from arcturus.observability import logger, metrics
 
+__all__ = [
+    "DAY_S",
+    "DEFAULT_RETENTION_DAYS",
+    "IDEMPOTENCY_KEY_PATTERN",
+    "IDEMPOTENCY_TTL_S",
+    "KEY_CLASS",
+    "MAX_IDEMPOTENCY_KEY",
+    "MAX_MESSAGE",
+    "MAX_NAME",
+    "MAX_RETENTION_DAYS",
+    "NOT_IN_A_LINE",
+    "RETENTION_ENV",
+    "SINGLE_LINE_PATTERN",
+    "SUBJECT",
+    "TEXT_PATTERN",
+    "ContactInbox",
+    "ContactMessage",
+    "idempotency_key",
+    "retention_days_from_env",
+]
+
 MAX_NAME: Final = 100
 MAX_MESSAGE: Final = 5000
 MAX_IDEMPOTENCY_KEY: Final = 255

@@ -21,6 +21,31 @@ from pydantic.alias_generators import to_camel
 
 from arcturus.roles import DashboardProfile, ProfileUpdate, RolesDocument, Widget
 
+__all__ = [
+    "COMPONENTS",
+    "CacheState",
+    "CacheStatus",
+    "CallerProfile",
+    "ChatReply",
+    "ContactReceipt",
+    "Dashboard",
+    "DownService",
+    "FailedSource",
+    "FieldError",
+    "GatewayError",
+    "MemoryCacheStats",
+    "Problem",
+    "ProfileRef",
+    "ServiceCheck",
+    "ServiceCounts",
+    "ServicesReport",
+    "StatusSummary",
+    "ValidationProblem",
+    "WarmupReport",
+    "WidgetData",
+    "WidgetError",
+]
+
 CacheState = Literal["HIT", "STALE", "MISS"]
 
 

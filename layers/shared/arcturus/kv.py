@@ -32,6 +32,22 @@ from arcturus.kvstore import SHARDS, Head, KVTable, ListedKey, classes_for
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+__all__ = [
+    "CHUNK_BYTES",
+    "COMPRESS_ABOVE",
+    "DEFAULT_NAMESPACE",
+    "INLINE_LIMIT",
+    "MAX_BULK_KEYS",
+    "MAX_KEY_BYTES",
+    "MAX_LIST_LIMIT",
+    "MAX_METADATA_BYTES",
+    "MAX_VALUE_BYTES",
+    "MIN_EXPIRATION_TTL",
+    "KVEntry",
+    "KVNamespace",
+    "ValueType",
+]
+
 ValueType = Literal["text", "json", "bytes"]
 
 DEFAULT_NAMESPACE = "ARGOBOX_CACHE"

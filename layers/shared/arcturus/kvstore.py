@@ -31,6 +31,24 @@ from arcturus.errors import StoreUnavailable, VersionConflict
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+__all__ = [
+    "BATCH_GET_MAX",
+    "BATCH_WRITE_MAX",
+    "KEY_CLASSES",
+    "OTHER_CLASS",
+    "SHARDS",
+    "TTL_ATTRIBUTE",
+    "Head",
+    "Item",
+    "KVTable",
+    "ListedKey",
+    "class_partitions",
+    "classes_for",
+    "idempotency_partition",
+    "key_class",
+    "shard_of",
+]
+
 SHARDS = 16
 """Partition-key values a namespace's head items spread over. Fixed for the life of a table."""
 

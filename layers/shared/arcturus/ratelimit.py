@@ -45,6 +45,19 @@ from arcturus.errors import StoreUnavailable
 from arcturus.kv import MIN_EXPIRATION_TTL, KVNamespace
 from arcturus.observability import logger, metrics
 
+__all__ = [
+    "IPV6_CLIENT_PREFIX",
+    "RULES",
+    "SHIELD_CAPACITY",
+    "Decision",
+    "FloodShield",
+    "RateLimiter",
+    "Rule",
+    "client_of",
+    "container_limiter",
+    "rule_for",
+]
+
 SHIELD_CAPACITY: Final = 10_000
 """Clients a container remembers as over their limit; beyond that the oldest are forgotten first."""
 

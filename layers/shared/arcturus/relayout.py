@@ -27,6 +27,8 @@ from arcturus.kvstore import KVTable, idempotency_partition, key_class
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+__all__ = ["LEGACY_IDEMPOTENCY", "main", "relayout"]
+
 LEGACY_IDEMPOTENCY = "idempotency#contact"
 
 

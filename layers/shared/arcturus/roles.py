@@ -32,6 +32,39 @@ from arcturus.formats import WireModel, is_email
 from arcturus.kv import KVNamespace
 from arcturus.observability import logger, metrics
 
+__all__ = [
+    "ADMIN_PERMISSION",
+    "EMPTY_DOCUMENT",
+    "GRANT_ALL",
+    "MANAGE_ROLES",
+    "MAX_PROFILES",
+    "MAX_WIDGETS",
+    "MEMORY_TTL_S",
+    "PROFILE_SAVE_ATTEMPTS",
+    "RETRY_BASE_S",
+    "RETRY_CAP_S",
+    "ROLES_KEY",
+    "WIDGETS",
+    "DashboardProfile",
+    "DashboardProfiles",
+    "Email",
+    "Grant",
+    "Permission",
+    "ProfileUpdate",
+    "RoleEntry",
+    "RoleName",
+    "RolesDocument",
+    "RolesDocumentCorrupt",
+    "RolesStore",
+    "UserEntry",
+    "UserNotProvisioned",
+    "Widget",
+    "check_stored",
+    "grants",
+    "parse_document",
+    "roles_store",
+]
+
 ROLES_KEY: Final = "data:user-roles"
 Widget = Literal["system-health", "docker-status", "storage", "network"]
 WIDGETS: Final[tuple[str, ...]] = get_args(Widget)

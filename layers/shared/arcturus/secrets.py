@@ -17,6 +17,8 @@ from arcturus import aws
 from arcturus.errors import NotSignedIn, UpstreamBusy
 from arcturus.observability import logger
 
+__all__ = ["SECRET_MAX_AGE_S", "bearer_matches", "bearer_token", "require_bearer", "secret_value"]
+
 SECRET_MAX_AGE_S: Final = 300
 
 

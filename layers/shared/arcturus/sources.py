@@ -38,6 +38,33 @@ from arcturus.errors import ArcturusError
 from arcturus.formats import WireModel, iso8601
 from arcturus.roles import Widget
 
+__all__ = [
+    "CONFIG_MAX_AGE_S",
+    "DEFAULT_TIMEOUT_MS",
+    "GATHER_MARGIN_S",
+    "MAX_BODY_BYTES",
+    "MAX_SERVICES",
+    "MAX_TIMEOUT_MS",
+    "SOURCES_CONFIG_ENV",
+    "SOURCES_PARAMETER_ENV",
+    "USER_AGENT",
+    "ServiceSource",
+    "SourceError",
+    "SourcesConfig",
+    "SourcesConfigInvalid",
+    "T",
+    "TimeoutMs",
+    "Url",
+    "WidgetSource",
+    "as_check",
+    "check_service",
+    "check_services",
+    "fetch_widget",
+    "gather",
+    "load_config",
+    "parse_config",
+]
+
 SOURCES_CONFIG_ENV: Final = "SOURCES_CONFIG"
 SOURCES_PARAMETER_ENV: Final = "SOURCES_PARAMETER"
 CONFIG_MAX_AGE_S: Final = 300

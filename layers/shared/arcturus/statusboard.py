@@ -27,6 +27,20 @@ from arcturus.formats import iso8601
 from arcturus.roles import GRANT_ALL, DashboardProfile
 from arcturus.sources import SourceError, SourcesConfig
 
+__all__ = [
+    "DASHBOARD",
+    "RETRY_AFTER_S",
+    "SERVICES",
+    "ConfigLoader",
+    "StatusBoard",
+    "View",
+    "granted",
+    "reason",
+    "services_report",
+    "status_summary",
+    "unavailable",
+]
+
 SERVICES: Final = ("services", "all")
 DASHBOARD: Final = "dashboard"
 RETRY_AFTER_S: Final = 30

@@ -21,6 +21,8 @@ from arcturus.observability import logger, metrics
 from arcturus.sources import SourceError, SourcesConfig
 from arcturus.statusboard import DASHBOARD, SERVICES, services_report
 
+__all__ = ["ROLES", "WRITE_TIMEOUT_S", "run"]
+
 ROLES: Final = "roles"
 WRITE_TIMEOUT_S: Final = 5.0
 """How long the KV writes of a run may take (all at once), DynamoDB's own retries included."""
