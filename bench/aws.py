@@ -33,23 +33,11 @@ def kv_table() -> Iterator[Any]:
         POWERTOOLS_SERVICE_NAME="arcturus",
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    from arcturus.kvstore import create_table  # after the environment is set: Powertools reads it once
+
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.update_time_to_live(
-            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
+        create_table(client, TABLE)
         yield client
 
 

@@ -19,6 +19,7 @@ from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
 from arcturus.kv import KVNamespace
+from arcturus.kvstore import create_table
 
 TABLE = "arcturus-kv-test"
 
@@ -78,18 +79,7 @@ def serialized_moto(monkeypatch: pytest.MonkeyPatch) -> None:
 def dynamodb(aws_env: None) -> Any:
     """A DynamoDB client on moto with the KV table created as template.yaml declares it."""
     client = boto3.client("dynamodb", region_name="us-east-1")
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.update_time_to_live(
-        TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-    )
+    create_table(client, TABLE)
     return client
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "ListedKey",
     "class_partitions",
     "classes_for",
+    "create_table",
     "idempotency_partition",
     "key_class",
     "shard_of",
@@ -64,6 +65,23 @@ KEY_CLASSES: Final = frozenset({"ai", "cache", "contact", "data", "lease", "rate
 """Key classes with partitions of their own: the text before a key's first ``:``."""
 OTHER_CLASS: Final = "other"
 """The class of every other key (no ``:``, or a class not in ``KEY_CLASSES``)."""
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the KV table as template.yaml declares it (on-demand, ``pk``/``sk``, TTL on): for tests,
+    the bench and tools; a deployed stack's table comes from the template."""
+    client.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )
 
 
 def shard_of(key: str) -> int:
