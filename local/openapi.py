@@ -10,7 +10,7 @@ functions' documents into one and adds what no single handler states:
 - the answers routes share: 500 and 503 everywhere; 422 where the operation takes input; 400 (a body
   that is not UTF-8) where it takes a body, and 415 where the resolver reads that body as JSON; 401 and
   403 behind the authorizer (401 is API Gateway's own JSON when it refuses the token, problem JSON when
-  the token has no verified email); 429 and the RateLimit fields where ``arcturus.ratelimit.RULES``
+  the token has no verified email); 429 and the RateLimit fields where the route's ``x-rate-limit``
   limits the route;
 - the component schemas: the functions' and ``arcturus.contract``'s, merged by name (one name with two
   different schemas is an error), pruned to what the paths use; a reference nothing defines is an error.
@@ -305,15 +305,15 @@ class _Shared:
         return responses
 
     def _rate_limit(self, route: HttpRoute, operation: dict[str, Any], responses: dict[str, Any]) -> None:
-        """429 and the RateLimit fields where ``arcturus.ratelimit`` limits the route."""
-        from arcturus.ratelimit import rule_for  # noqa: PLC0415 - the layer is on the path by now
+        """429 and the RateLimit fields where the route declares a rate limit (``guards(limited(...))``)."""
+        from arcturus.web.guards import RATE_LIMIT_EXTENSION  # noqa: PLC0415 - the layer is on the path by now
 
-        rule = rule_for(route.method, route.path)
-        if rule is None:
+        declared = operation.get(RATE_LIMIT_EXTENSION)
+        if declared is None:
             return
         limit = (
-            f'At most {rule.limit} requests per {rule.window_s} s from one client address ("{rule.name}"; '
-            "administrators are exempt)."
+            f"At most {declared['limit']} requests per {declared['windowSeconds']} s from one client address "
+            f'("{declared["name"]}"; administrators are exempt).'
         )
         operation["description"] = f"{operation.get('description', '')}\n\n{limit}".strip()
         for answer in responses.values():

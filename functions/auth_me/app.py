@@ -3,7 +3,7 @@
 from typing import Any
 
 from arcturus.web.docs import documented
-from arcturus.web.guards import current_caller, requires
+from arcturus.web.guards import current_caller, guards, requires
 from arcturus.web.resolver import build_resolver, lambda_handler
 
 app = build_resolver()
@@ -12,7 +12,7 @@ app = build_resolver()
 @app.get(
     "/api/auth/me",
     summary="Who am I",
-    middlewares=[requires()],
+    **guards(requires()),
     responses={200: documented("CallerProfile", "Identity, role, permissions, grants, dashboard profiles.")},
 )
 def me() -> dict[str, Any]:

@@ -3,11 +3,14 @@
 from dataclasses import replace
 from typing import Any
 
+from arcturus.ratelimit import Rule
 from arcturus.roles import ProfileUpdate, UserNotProvisioned, roles_store
 from arcturus.web.docs import documented, parsed_body
-from arcturus.web.guards import current_caller, requires
+from arcturus.web.guards import current_caller, guards, limited, requires
 from arcturus.web.problem import Problem
 from arcturus.web.resolver import build_resolver, lambda_handler
+
+AUTH_LIMIT = Rule("auth", limit=20, window_s=60)  # the design's limit for POSTs under /api/auth/
 
 app = build_resolver()
 store = roles_store()
@@ -16,8 +19,11 @@ store = roles_store()
 @app.post(
     "/api/auth/profile",
     summary="Save my dashboard profiles",
-    middlewares=[requires()],
-    openapi_extensions=parsed_body("ProfileUpdate", "Your complete new list of dashboard profiles."),
+    **guards(
+        limited(AUTH_LIMIT),
+        requires(),
+        openapi_extensions=parsed_body("ProfileUpdate", "Your complete new list of dashboard profiles."),
+    ),
     responses={200: documented("CallerProfile", "Saved; you as the roles document now has you.")},
 )
 def save_profile() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header
 from arcturus.errors import VersionConflict
 from arcturus.roles import MANAGE_ROLES, RolesDocument, roles_store
 from arcturus.web.docs import documented, parsed_body, problem_answer
-from arcturus.web.guards import requires
+from arcturus.web.guards import guards, requires
 from arcturus.web.problem import Problem
 from arcturus.web.resolver import build_resolver, lambda_handler
 from arcturus.web.responses import json_response
@@ -44,11 +44,13 @@ def get_roles() -> Response[str]:
 @app.put(
     "/api/auth/roles",
     summary="Replace the roles document",
-    middlewares=[requires(MANAGE_ROLES)],
-    openapi_extensions=parsed_body(
-        "RolesDocument",
-        "The whole new document. Every user's role must exist, each key must be its user's email, and "
-        "someone must keep '*' or 'manage:roles'.",
+    **guards(
+        requires(MANAGE_ROLES),
+        openapi_extensions=parsed_body(
+            "RolesDocument",
+            "The whole new document. Every user's role must exist, each key must be its user's email, and "
+            "someone must keep '*' or 'manage:roles'.",
+        ),
     ),
     responses={
         200: documented("RolesDocument", "Stored; the ETag is its new version.", headers=ETAG),

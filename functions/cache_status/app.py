@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from arcturus.cache import STATUS_PAGE, container_cache
 from arcturus.kv import MAX_LIST_LIMIT
 from arcturus.web.docs import documented, problem_answer
-from arcturus.web.guards import requires
+from arcturus.web.guards import guards, requires
 from arcturus.web.problem import Problem
 from arcturus.web.resolver import build_resolver, lambda_handler
 
@@ -19,7 +19,7 @@ cache = container_cache()
 @app.get(
     "/api/cache/status",
     summary="Cache contents",
-    middlewares=[requires("manage:cache")],
+    **guards(requires("manage:cache")),
     responses={
         200: documented(
             "CacheStatus", "This container's memory tier, a page of cache: and data: keys, the rest counted."

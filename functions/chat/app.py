@@ -5,8 +5,12 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from arcturus.chat import ChatRequest, PublicChat
+from arcturus.ratelimit import Rule
 from arcturus.web.docs import RETRY_AFTER, documented, problem_answer
+from arcturus.web.guards import guards, limited
 from arcturus.web.resolver import build_resolver, lambda_handler
+
+CHAT_LIMIT = Rule("chat", limit=10, window_s=60)
 
 app = build_resolver()
 chat = PublicChat.from_env()
@@ -14,6 +18,7 @@ chat = PublicChat.from_env()
 
 @app.post(
     "/api/public/chat",
+    **guards(limited(CHAT_LIMIT)),
     summary="Chat with the site's assistant",
     responses={
         200: documented("ChatReply", "The assistant's reply; continue with the same sessionId."),

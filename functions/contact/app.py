@@ -6,9 +6,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from arcturus.contact import IDEMPOTENCY_KEY_PATTERN, ContactInbox, ContactMessage, idempotency_key
+from arcturus.ratelimit import Rule
 from arcturus.web.docs import RETRY_AFTER, documented, problem_answer
+from arcturus.web.guards import guards, limited
 from arcturus.web.resolver import build_resolver, lambda_handler
 from arcturus.web.responses import json_response
+
+CONTACT_LIMIT = Rule("contact", limit=5, window_s=60)
 
 app = build_resolver()
 inbox = ContactInbox.from_env()
@@ -16,6 +20,7 @@ inbox = ContactInbox.from_env()
 
 @app.post(
     "/api/contact",
+    **guards(limited(CONTACT_LIMIT)),
     summary="Send the site owner a message",
     responses={
         202: documented(

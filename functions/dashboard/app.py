@@ -11,7 +11,7 @@ from arcturus.cache import container_cache
 from arcturus.statusboard import StatusBoard
 from arcturus.web.cached import CACHED_ANSWER, cached
 from arcturus.web.docs import SOURCE_UNAVAILABLE, documented, problem_answer
-from arcturus.web.guards import current_caller, requires
+from arcturus.web.guards import current_caller, guards, requires
 from arcturus.web.resolver import build_resolver, lambda_handler
 
 app = build_resolver()
@@ -21,7 +21,7 @@ board = StatusBoard(container_cache())
 @app.get(
     "/api/dashboard",
     summary="My dashboard's widgets",
-    middlewares=[requires("view:dashboard")],
+    **guards(requires("view:dashboard")),
     responses={
         200: documented(
             "Dashboard",

@@ -7,7 +7,7 @@ from arcturus.cache import container_cache
 from arcturus.statusboard import StatusBoard
 from arcturus.web.cached import CACHED_ANSWER, cached
 from arcturus.web.docs import SOURCE_UNAVAILABLE, documented
-from arcturus.web.guards import current_caller, requires
+from arcturus.web.guards import current_caller, guards, requires
 from arcturus.web.resolver import build_resolver, lambda_handler
 
 app = build_resolver()
@@ -17,7 +17,7 @@ board = StatusBoard(container_cache())
 @app.get(
     "/api/status",
     summary="Infrastructure summary",
-    middlewares=[requires("view:status")],
+    **guards(requires("view:status")),
     responses={
         200: documented(
             "StatusSummary", "Overall state, up/down counts, what is down.", headers=CACHED_ANSWER

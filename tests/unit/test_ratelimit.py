@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from arcturus import aws
 from arcturus.kv import KVNamespace
 from arcturus.observability import metrics
-from arcturus.ratelimit import RULES, FloodShield, RateLimiter, Rule, rule_for
+from arcturus.ratelimit import FloodShield, RateLimiter, Rule
+from arcturus.web.guards import guards, limited, requires
 from arcturus.web.problem import Problem
 from arcturus.web.resolver import build_resolver
 from tests.conftest import Clock
@@ -31,7 +32,9 @@ from tests.unit.support import (
     provision,
 )
 
-CONTACT, CHAT, AUTH = RULES
+CONTACT = Rule("contact", limit=5, window_s=60)
+CHAT = Rule("chat", limit=10, window_s=60)
+AUTH = Rule("auth", limit=20, window_s=60)
 WINDOW_START = 1_700_000_040  # a multiple of 60: a window starts here
 IP = "203.0.113.9"
 
@@ -57,35 +60,6 @@ def fresh_container(dynamodb: Any) -> Iterator[None]:
 
 def hits(limiter: RateLimiter, rule: Rule, ip: str, times: int) -> list[bool]:
     return [limiter.hit(rule, ip).allowed for _ in range(times)]
-
-
-class TestRules:
-    @pytest.mark.parametrize(
-        ("method", "path", "name"),
-        [
-            ("POST", "/api/contact", "contact"),
-            ("post", "/api/contact", "contact"),
-            ("POST", "/api/public/chat", "chat"),
-            ("POST", "/api/auth/profile", "auth"),
-            ("POST", "/api/auth/anything/else", "auth"),
-            ("GET", "/api/contact", None),
-            ("GET", "/api/auth/me", None),
-            ("PUT", "/api/auth/roles", None),
-            ("POST", "/api/contact/extra", None),
-            ("POST", "/api/authx", None),
-            ("POST", "/api/cache/warmup", None),
-        ],
-    )
-    def test_each_route_has_the_rule_of_the_design(self, method: str, path: str, name: str | None) -> None:
-        rule = rule_for(method, path)
-        assert (rule.name if rule else None) == name
-
-    def test_limits_are_the_designs(self) -> None:
-        assert [(r.name, r.limit, r.window_s) for r in RULES] == [
-            ("contact", 5, 60),
-            ("chat", 10, 60),
-            ("auth", 20, 60),
-        ]
 
 
 class TestCounting:
@@ -319,21 +293,21 @@ class TestFailOpen:
 
 
 class TestMiddleware:
-    """The limiter as every function gets it from ``build_resolver()``: by configuration, not per route."""
+    """The limiter as a route declares it: ``guards(limited(rule))`` on the route, nothing elsewhere."""
 
     @pytest.fixture
     def app(self, fresh_container: None) -> Any:
         app = build_resolver()
 
-        @app.post("/api/contact")
+        @app.post("/api/contact", **guards(limited(CONTACT)))
         def contact() -> dict[str, str]:
             return {"ok": "yes"}
 
-        @app.post("/api/public/chat")
+        @app.post("/api/public/chat", **guards(limited(CHAT)))
         def chat() -> dict[str, str]:
             raise Problem(404, "No such chat session.")
 
-        @app.post("/api/auth/profile")
+        @app.post("/api/auth/profile", **guards(limited(AUTH), requires()))
         def profile() -> dict[str, str]:
             return {"ok": "yes"}
 

@@ -47,7 +47,6 @@ from arcturus.observability import logger, metrics
 
 __all__ = [
     "IPV6_CLIENT_PREFIX",
-    "RULES",
     "SHIELD_CAPACITY",
     "Decision",
     "FloodShield",
@@ -55,7 +54,6 @@ __all__ = [
     "Rule",
     "client_of",
     "container_limiter",
-    "rule_for",
 ]
 
 SHIELD_CAPACITY: Final = 10_000
@@ -64,20 +62,15 @@ SHIELD_CAPACITY: Final = 10_000
 
 @dataclass(frozen=True)
 class Rule:
-    """A limit on one route (or a ``/*`` family of routes): ``limit`` requests per ``window_s``."""
+    """``limit`` requests per ``window_s`` seconds from one client, counted under ``name``.
+
+    A route declares its rule where it declares its permission (``arcturus.web.guards.limited``), so
+    its path is written once; routes that declare the same rule share its counter.
+    """
 
     name: str
-    method: str
-    path: str
     limit: int
     window_s: int
-
-    def matches(self, method: str, path: str) -> bool:
-        if method.upper() != self.method:
-            return False
-        if self.path.endswith("/*"):
-            return path.startswith(self.path[:-1])
-        return path == self.path
 
     def counter_key(self, client: str, window_start: int) -> str:
         return f"rate:{self.name}:{client}:{window_start}"
@@ -86,14 +79,6 @@ class Rule:
     def policy(self) -> str:
         """The ``RateLimit-Policy`` field value."""
         return f'"{self.name}";q={self.limit};w={self.window_s}'
-
-
-RULES: Final = (
-    Rule("contact", "POST", "/api/contact", limit=5, window_s=60),
-    Rule("chat", "POST", "/api/public/chat", limit=10, window_s=60),
-    Rule("auth", "POST", "/api/auth/*", limit=20, window_s=60),
-)
-"""Every limit in the API, in one place; a route without a rule is not limited."""
 
 
 IPV6_CLIENT_PREFIX: Final = 64
@@ -112,11 +97,6 @@ def client_of(ip: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
     return str(address)
-
-
-def rule_for(method: str, path: str, rules: tuple[Rule, ...] = RULES) -> Rule | None:
-    """The rule that governs ``method path``, or None."""
-    return next((rule for rule in rules if rule.matches(method, path)), None)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from arcturus.errors import ArcturusError
 from arcturus.observability import logger, metrics, tracer
 from arcturus.web.answers import problem_for
 from arcturus.web.docs import JSON
-from arcturus.web.guards import enforce_rate_limits
 from arcturus.web.problem import Problem, invalid
 
 __all__ = [
@@ -81,10 +80,9 @@ class _JsonBodiesOnly(OpenAPIRequestValidationMiddleware):
 
 
 def build_resolver() -> APIGatewayHttpResolver:
-    """The resolver every function uses: request validation on, rate limits, errors as problem JSON."""
+    """The resolver every function uses: request validation on, errors as problem JSON."""
     app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_json_body)
     app._request_validation_middleware = _JsonBodiesOnly()  # type: ignore[no-untyped-call]  # Powertools: untyped
-    app.use([enforce_rate_limits])  # acts only on routes that have a rule in arcturus.ratelimit.RULES
 
     @app.exception_handler(Problem)
     def _problem(error: Problem) -> Response[str]:
