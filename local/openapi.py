@@ -8,7 +8,7 @@ functions' documents into one and adds what no single handler states:
 - each operation's security: ``jwt`` where the template puts the authorizer, the handler's own scheme
   where it declares one (the warmup's bearer secret), none otherwise;
 - the answers routes share: 500 and 503 everywhere; 422 where the operation takes input; 400 (a body
-  that is not UTF-8) where it takes a body, and 415 where the resolver reads that body as JSON; 401 and
+  that is not UTF-8) and 415 (a body in another media type than JSON) where it takes a body; 401 and
   403 behind the authorizer (401 is API Gateway's own JSON when it refuses the token, problem JSON when
   the token has no verified email); 429 and the RateLimit fields where the route's ``x-rate-limit``
   limits the route;
@@ -245,7 +245,6 @@ class _Shared:
         self.schemas: str = docs.SCHEMAS
         self._json: str = docs.JSON
         self._problem_json: str = problem.PROBLEM_JSON
-        self._parsed_by_handler: str = docs.PARSED_AFTER_AUTHORIZATION
         self.headers = HEADERS | {name: dict(header) for name, header in docs.RETRY_AFTER.items()}
 
     def operation(self, route: HttpRoute, document: dict[str, Any], description: str) -> dict[str, Any]:
@@ -296,7 +295,7 @@ class _Shared:
             responses.setdefault("422", invalid)
         if operation.get("requestBody"):
             responses.setdefault("400", self._problem("The body is not UTF-8 text."))
-        if operation.get("requestBody") and not operation.get(self._parsed_by_handler):
+        if operation.get("requestBody"):
             responses.setdefault(
                 "415", self._problem("The body is not JSON (its Content-Type says otherwise).")
             )

@@ -293,7 +293,7 @@ AWS_METRICS = {
 
 def emitted_metrics() -> set[str]:
     """Every metric name the layer and the functions emit, read from their source."""
-    sources = [*(ROOT / "layers/shared/arcturus").glob("*.py"), *(ROOT / "functions").glob("*/app.py")]
+    sources = [*(ROOT / "layers/shared/arcturus").rglob("*.py"), *(ROOT / "functions").glob("*/app.py")]
     text = "\n".join(path.read_text(encoding="utf-8") for path in sources)
     literal = set(re.findall(r'add_metric\(name="(\w+)"', text))
     # The one computed name: CacheHit, CacheStale, CacheMiss (arcturus.cache).

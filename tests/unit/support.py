@@ -283,22 +283,10 @@ class InjectedError:
 
 
 def cold_start() -> None:
-    """Forget the container-wide caches (AWS clients, roles store, rate limiter, two-tier cache, the
-    parameter and secret providers), as a new container would."""
-    from arcturus import aws, secrets, sources
-    from arcturus.cache import container_cache
-    from arcturus.ratelimit import container_limiter
-    from arcturus.roles import roles_store
+    """Forget everything the container keeps, as a new container would start."""
+    from arcturus import container
 
-    aws.reset()
-    for cached in (
-        container_limiter,
-        roles_store,
-        container_cache,
-        sources._ssm,
-        secrets._provider,
-    ):
-        cached.cache_clear()
+    container.reset()
 
 
 class Mailbox:

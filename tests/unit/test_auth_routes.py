@@ -167,6 +167,24 @@ class TestProfile:
         assert why in errors[field]
         assert stored.get_with_version(ROLES_KEY, "json") == before
 
+    def test_a_body_in_another_media_type_is_415_and_nothing_is_written(self, stored: KVNamespace) -> None:
+        before = stored.get_with_version(ROLES_KEY, "json")
+        body = '{"dashboardProfiles": []}'
+
+        response = invoke(
+            load_function("auth_profile"),
+            http_event(
+                "POST",
+                "/api/auth/profile",
+                body=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                claims=claims_for(MEMBER),
+            ),
+        )
+
+        assert problem(response)["status"] == 415
+        assert stored.get_with_version(ROLES_KEY, "json") == before
+
     def test_identity_is_checked_before_the_body(self, stored: KVNamespace) -> None:
         response = save_profiles(load_function("auth_profile"), "stranger@example.com", "{not json")
 

@@ -6,15 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from arcturus import aws
+from arcturus import aws, container
 
 
 @pytest.fixture
 def fresh_clients() -> Iterator[None]:
     """Clients built by the test alone, and none of them left for the next test."""
-    aws.reset()
+    container.reset()
     yield
-    aws.reset()
+    container.reset()
 
 
 @pytest.mark.usefixtures("fresh_clients")
@@ -34,3 +34,17 @@ def test_an_endpoint_variable_redirects_every_client(monkeypatch: pytest.MonkeyP
 
     assert aws.client("dynamodb").meta.endpoint_url == "http://host.docker.internal:4566"
     assert aws.client("sns").meta.endpoint_url == "http://host.docker.internal:4566"
+
+
+@pytest.mark.usefixtures("aws_env", "fresh_clients")
+def test_a_reset_forgets_what_the_container_kept() -> None:
+    from arcturus.ratelimit import container_limiter
+    from arcturus.roles import roles_store
+
+    kept = (aws.client("dynamodb"), roles_store(), container_limiter())
+    assert (aws.client("dynamodb"), roles_store(), container_limiter()) == kept  # reused while warm
+
+    container.reset()
+
+    rebuilt = (aws.client("dynamodb"), roles_store(), container_limiter())
+    assert all(new is not old for new, old in zip(rebuilt, kept, strict=True))

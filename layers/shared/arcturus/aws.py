@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
@@ -17,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
+from arcturus.container import per_container
 from arcturus.errors import StoreUnavailable, VersionConflict
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ __all__ = [
     "SERVICE_CONFIG",
     "client",
     "dynamodb",
-    "reset",
     "store_errors",
     "transient",
 ]
@@ -68,12 +67,12 @@ PURPOSE_CONFIG: dict[str, Config] = {
 _build_lock = threading.Lock()
 
 
-@cache
+@per_container
 def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-@cache
+@per_container
 def client(service: str, purpose: str | None = None) -> Any:
     """Return the container's client for ``service`` (built on first use, then reused); ``purpose``
     (``LIMITER``) selects a client with its own timeouts and retries."""
@@ -83,12 +82,6 @@ def client(service: str, purpose: str | None = None) -> Any:
             config = config.merge(extra)
     with _build_lock:
         return _session().client(service, config=config)
-
-
-def reset() -> None:
-    """Forget the session and every client, as a new container would start (the tests' cold start)."""
-    client.cache_clear()
-    _session.cache_clear()
 
 
 def dynamodb() -> DynamoDBClient:

@@ -40,6 +40,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from arcturus import background
+from arcturus.container import per_container
 from arcturus.errors import ArcturusError, SourceUnavailable, StoreUnavailable, VersionConflict
 from arcturus.formats import iso8601
 from arcturus.kv import MAX_BULK_KEYS, MAX_LIST_LIMIT, MIN_EXPIRATION_TTL, KVNamespace
@@ -664,7 +665,7 @@ def _count_other_keys(kv: KVNamespace) -> tuple[dict[str, int], bool]:
     return dict(sorted(counts.items())), False
 
 
-@functools.cache
+@per_container
 def container_cache() -> TwoTierCache:
     """The container's cache on the configured KV namespace (built on first use, then reused)."""
     return TwoTierCache(KVNamespace.from_env())

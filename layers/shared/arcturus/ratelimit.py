@@ -31,7 +31,6 @@ Answers carry the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers):
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import math
 import threading
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from arcturus import aws
+from arcturus.container import per_container
 from arcturus.errors import StoreUnavailable
 from arcturus.kv import MIN_EXPIRATION_TTL, KVNamespace
 from arcturus.observability import logger, metrics
@@ -196,7 +196,7 @@ class RateLimiter:
         return Decision(rule, allowed=False, remaining=0, reset_s=reset_s)
 
 
-@functools.cache
+@per_container
 def container_limiter() -> RateLimiter:
     """The container's limiter on the configured KV namespace (built on first use, then reused)."""
     return RateLimiter(KVNamespace.from_env(client=aws.client("dynamodb", aws.LIMITER)))

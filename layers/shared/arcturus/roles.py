@@ -13,7 +13,6 @@ the store.
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 import re
@@ -27,6 +26,7 @@ from typing import Annotated, Any, Final, Literal, get_args
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from arcturus.container import per_container
 from arcturus.errors import ArcturusError, StoreUnavailable, VersionConflict
 from arcturus.formats import WireModel, is_email
 from arcturus.kv import KVNamespace
@@ -470,7 +470,7 @@ def _merge_profiles(edited: RolesDocument, stored: _Stored) -> RolesDocument:
     return edited.model_copy(update={"users": users})
 
 
-@functools.cache
+@per_container
 def roles_store() -> RolesStore:
     """The container's roles store on the configured KV namespace (built on first use, then reused)."""
     return RolesStore(KVNamespace.from_env())

@@ -6,7 +6,6 @@ cache), so a rotated secret is honoured within that time. Tokens are compared in
 
 from __future__ import annotations
 
-import functools
 import hmac
 from typing import Final
 
@@ -14,6 +13,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from arcturus import aws
+from arcturus.container import per_container
 from arcturus.errors import NotSignedIn, UpstreamBusy
 from arcturus.observability import logger
 
@@ -22,7 +22,7 @@ __all__ = ["SECRET_MAX_AGE_S", "bearer_matches", "bearer_token", "require_bearer
 SECRET_MAX_AGE_S: Final = 300
 
 
-@functools.cache
+@per_container
 def _provider() -> SecretsProvider:
     return SecretsProvider(boto3_client=aws.client("secretsmanager"))
 

@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from pydantic import AfterValidator, Field, ValidationError
 
 from arcturus import aws
+from arcturus.container import per_container
 from arcturus.errors import ArcturusError
 from arcturus.formats import WireModel, iso8601
 from arcturus.roles import Widget
@@ -159,7 +160,7 @@ def _parse(text: str) -> SourcesConfig:
         raise SourcesConfigInvalid(f"the sources configuration is invalid: {error}") from error
 
 
-@functools.cache
+@per_container
 def _ssm() -> SSMProvider:
     return SSMProvider(boto3_client=aws.client("ssm"))
 

@@ -27,7 +27,8 @@ SCHEMAS: Final = "#/components/schemas/"
 ResponseHeaders = Mapping[str, Mapping[str, Any]]
 """OpenAPI header objects by header name."""
 PARSED_AFTER_AUTHORIZATION: Final = "x-body-validated-after-authorization"
-"""Marks an operation whose body is checked only once the caller may call it (and whatever its type)."""
+"""Marks an operation whose body is validated only once the caller may call it (its media type, JSON
+only, is checked first, as for every route)."""
 RETRY_AFTER: Final[ResponseHeaders] = {
     "Retry-After": {
         "description": "Whole seconds to wait before trying again.",

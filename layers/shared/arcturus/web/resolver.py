@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
 )
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
     RequestValidationError,
 )
 from aws_lambda_powertools.logging import correlation_paths
@@ -58,31 +58,26 @@ def _json_body(text: str) -> Any:
         raise json.JSONDecodeError(f"unreadable JSON ({error})", text, 0) from error
 
 
-class _JsonBodiesOnly(OpenAPIRequestValidationMiddleware):
-    """Powertools' request validation, reading a body as JSON only.
+def _json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Refuse a request body in any media type but JSON (415), before anything parses it.
 
-    The API documents JSON bodies alone. Powertools would also parse forms and multipart bodies, and
-    fails with a bare ValueError (a 500) on a multipart type without its boundary: here any other
-    media type is refused as unsupported (415) before any parsing.
+    The API documents JSON bodies alone. Powertools' validation would also parse forms and multipart
+    bodies (and fail with a bare ValueError, a 500, on a multipart type without its boundary).
     """
-
-    def _get_body(self, app: Any) -> dict[str, Any]:
-        media_type = app.current_event.headers.get("content-type", "").strip()
-        if media_type and not media_type.startswith(JSON):
-            raise RequestUnsupportedContentType(
-                "Unsupported content type",
-                errors=[
-                    {"type": "unsupported_content_type", "loc": ("body",), "msg": media_type, "input": {}}
-                ],
-            )
-        body: dict[str, Any] = super()._get_body(app)
-        return body
+    event = app.current_event
+    media_type = event.headers.get("content-type", "").strip()
+    if event.body and media_type and not media_type.startswith(JSON):
+        return Problem(415, f"Send the body as {JSON}, not {media_type}.").response()
+    return next_middleware(app)
 
 
 def build_resolver() -> APIGatewayHttpResolver:
     """The resolver every function uses: request validation on, errors as problem JSON."""
-    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_json_body)
-    app._request_validation_middleware = _JsonBodiesOnly()  # type: ignore[no-untyped-call]  # Powertools: untyped
+    # Validation runs as the second resolver-wide middleware (ahead of every route's own), after the
+    # media-type check: Powertools' documented ``use()`` hook instead of its built-in placement, which
+    # would run it before any middleware could refuse a body it must not parse.
+    app = APIGatewayHttpResolver(json_body_deserializer=_json_body)
+    app.use([_json_bodies_only, OpenAPIRequestValidationMiddleware()])  # type: ignore[no-untyped-call]
 
     @app.exception_handler(Problem)
     def _problem(error: Problem) -> Response[str]:
@@ -91,11 +86,6 @@ def build_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(RequestValidationError)
     def _request_invalid(error: RequestValidationError) -> Response[str]:
         return invalid(list(error.errors())).response()
-
-    @app.exception_handler(RequestUnsupportedContentType)
-    def _not_json(_: RequestUnsupportedContentType) -> Response[str]:
-        sent = app.current_event.headers.get("content-type", "")
-        return Problem(415, f"Send the body as {JSON}, not {sent}.").response()
 
     @app.exception_handler(ValidationError)
     def _model_invalid(error: ValidationError) -> Response[str]:
