@@ -134,6 +134,7 @@ class TestRoute:
     def test_a_4000_character_message_is_accepted(self, function: ModuleType) -> None:
         assert send(function, {"message": "ß" * 4000})["statusCode"] == 200
 
+    @pytest.mark.usefixtures("fresh_rate_window")
     def test_the_eleventh_message_in_a_minute_is_429(self, function: ModuleType) -> None:
         answers = [send(function, {"message": f"m{n}"}) for n in range(11)]
 

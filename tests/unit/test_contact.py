@@ -28,6 +28,7 @@ from arcturus.contact import (
 )
 from arcturus.errors import ArcturusError
 from arcturus.kv import KVNamespace
+from arcturus.kvstore import idempotency_layout
 from arcturus.web.answers import problem_for
 from tests.conftest import TABLE, Clock
 from tests.unit.support import (
@@ -337,12 +338,7 @@ class TestIdempotency:
         self, dynamodb: Any, mailbox: Mailbox, kv: KVNamespace, clock: Clock
     ) -> None:
         persistence = DynamoDBPersistenceLayer(
-            table_name=TABLE,
-            key_attr="pk",
-            sort_key_attr="sk",
-            static_pk_value=IDEMPOTENCY_PARTITION,
-            expiry_attr="expires_at",
-            boto3_client=dynamodb,
+            table_name=TABLE, boto3_client=dynamodb, **idempotency_layout(kv.namespace, "contact")
         )
         inbox = ContactInbox(
             kv,
@@ -372,6 +368,7 @@ class TestIdempotency:
 
 
 class TestRateLimit:
+    @pytest.mark.usefixtures("fresh_rate_window")
     def test_the_sixth_post_in_a_minute_is_429_and_other_ips_are_unaffected(
         self, function: ModuleType, kv: KVNamespace
     ) -> None:

@@ -292,6 +292,7 @@ class TestFailOpen:
         assert hits(limiter, CONTACT, IP, 6) == [True] * 5 + [False]
 
 
+@pytest.mark.usefixtures("fresh_rate_window")
 class TestMiddleware:
     """The limiter as a route declares it: ``guards(limited(rule))`` on the route, nothing elsewhere."""
 

@@ -38,7 +38,7 @@ from arcturus import aws
 from arcturus.errors import Contended, InvalidRequest, RequestMismatch, StoreUnavailable
 from arcturus.formats import BLANK, MAX_EMAIL, is_email, iso8601
 from arcturus.kv import KVNamespace
-from arcturus.kvstore import TTL_ATTRIBUTE, idempotency_partition
+from arcturus.kvstore import idempotency_layout
 from arcturus.observability import logger, metrics
 
 __all__ = [
@@ -215,13 +215,8 @@ class ContactInbox:
         kv = KVNamespace.from_env()
         idempotency = DynamoDBPersistenceLayer(
             table_name=os.environ["KV_TABLE_NAME"],
-            key_attr="pk",
-            sort_key_attr="sk",
-            # Among the contact class's partitions (IAM grants the form that class), apart from the KV
-            # items: their partition keys end in a two-digit shard or hold "#chunk#".
-            static_pk_value=idempotency_partition(kv.namespace, KEY_CLASS),
-            expiry_attr=TTL_ATTRIBUTE,
             boto3_client=aws.dynamodb(),
+            **idempotency_layout(kv.namespace, KEY_CLASS),
         )
         return cls(
             kv,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from arcturus import aws
 from arcturus.errors import ArcturusError, StoreUnavailable
-from arcturus.kvstore import SHARDS, Head, KVTable, ListedKey, classes_for
+from arcturus.kvstore import ABSENT, SHARDS, Condition, Head, KVTable, ListedKey, at_version, classes_for
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -218,19 +218,13 @@ class KVNamespace:
 
         Returns the new version. Raises VersionConflict when another write came first.
         """
-        if version is None:
-            condition = "attribute_not_exists(sk) OR #exp <= :now"
-            values = {}
-        else:
-            condition = "ver = :expected AND (attribute_not_exists(#exp) OR #exp > :now)"
-            values = {":expected": {"S": version}}
         return self._write(
             key,
             value,
             expiration=expiration,
             expiration_ttl=expiration_ttl,
             metadata=metadata,
-            condition=(condition, values),
+            condition=ABSENT if version is None else at_version(version),
         )
 
     def _write(
@@ -241,7 +235,7 @@ class KVNamespace:
         expiration: int | None,
         expiration_ttl: int | None,
         metadata: Any,
-        condition: tuple[str, dict[str, Any]] | None = None,
+        condition: Condition | None = None,
     ) -> str:
         """Write a new version: its chunks first, then switch the head, then drop the replaced chunks.
 
@@ -268,8 +262,7 @@ class KVNamespace:
                 self._table.put_chunks(key, head.version, parts, expires_at)
             old = self._table.put_head(
                 head,
-                condition=condition[0] if condition else None,
-                values=condition[1] if condition else None,
+                condition=condition,
                 now=self._clock(),
             )
         except ArcturusError:

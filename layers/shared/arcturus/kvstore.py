@@ -21,7 +21,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -32,19 +32,24 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 __all__ = [
+    "ABSENT",
     "BATCH_GET_MAX",
     "BATCH_WRITE_MAX",
+    "EXPIRED",
     "KEY_CLASSES",
     "OTHER_CLASS",
     "SHARDS",
     "TTL_ATTRIBUTE",
+    "Condition",
     "Head",
     "Item",
     "KVTable",
     "ListedKey",
+    "at_version",
     "class_partitions",
     "classes_for",
     "create_table",
+    "idempotency_layout",
     "idempotency_partition",
     "key_class",
     "shard_of",
@@ -111,6 +116,40 @@ def class_partitions(namespace: str, cls: str) -> str:
 def idempotency_partition(namespace: str, cls: str) -> str:
     """The partition key of class ``cls``'s idempotency records (Powertools), among that class's items."""
     return f"{namespace}#{cls}#idempotency"
+
+
+def idempotency_layout(namespace: str, cls: str) -> dict[str, str]:
+    """Where Powertools' ``DynamoDBPersistenceLayer`` keeps class ``cls``'s idempotency records in the KV
+    table (its keyword arguments): one partition of that class (so IAM's grant for the class covers it),
+    apart from the KV items, whose partition keys end in a two-digit shard or hold ``#chunk#``, and
+    expiring through the table's TTL attribute."""
+    return {
+        "key_attr": "pk",
+        "sort_key_attr": "sk",
+        "static_pk_value": idempotency_partition(namespace, cls),
+        "expiry_attr": TTL_ATTRIBUTE,
+    }
+
+
+class Condition(NamedTuple):
+    """What a head write requires of the stored head: a condition expression over ``#ver``, ``#exp``
+    (the TTL attribute) and ``:now``, and the values of its own placeholders."""
+
+    expression: str
+    values: Item
+
+
+ABSENT: Final = Condition("attribute_not_exists(sk) OR #exp <= :now", {})
+"""No head, or an expired one (DynamoDB deletes expired items days later)."""
+EXPIRED: Final = Condition("#exp <= :now", {})
+"""A head whose expiry has passed."""
+
+
+def at_version(version: str) -> Condition:
+    """A live head at ``version`` (compare-and-set)."""
+    return Condition(
+        "#ver = :expected AND (attribute_not_exists(#exp) OR #exp > :now)", {":expected": {"S": version}}
+    )
 
 
 @dataclass(frozen=True)
@@ -200,19 +239,12 @@ class KVTable:
         heads = (Head.from_item(item) for item in items)
         return {head.key: head for head in heads}
 
-    def put_head(
-        self,
-        head: Head,
-        *,
-        condition: str | None = None,
-        values: Item | None = None,
-        now: float = 0.0,
-    ) -> Head | None:
+    def put_head(self, head: Head, *, condition: Condition | None = None, now: float = 0.0) -> Head | None:
         """Write ``head``; return the head it replaced (atomically, from the same request), or None.
 
         One UpdateItem that sets every attribute of ``head``, removes the others, and records the
-        version it replaced (``pver``, ``pchunks``) from the item as it was. ``condition`` may use
-        ``:now``, ``#exp`` (the TTL attribute), ``#ver`` and the placeholders in ``values``; a failed one
+        version it replaced (``pver``, ``pchunks``) from the item as it was. ``condition`` (``ABSENT``,
+        ``at_version(v)``, ``EXPIRED``) is what the stored head must satisfy; a failed one
         raises VersionConflict.
 
         botocore resends a request whose answer was lost, so this request may already have landed. It
@@ -242,13 +274,13 @@ class KVTable:
         not_yet_written = (
             "attribute_not_exists(#ver) OR (#ver <> :ver AND (attribute_not_exists(#pver) OR #pver <> :ver))"
         )
-        expression = f"({condition}) AND ({not_yet_written})" if condition else not_yet_written
+        expression = f"({condition.expression}) AND ({not_yet_written})" if condition else not_yet_written
         names = {"#ver": "ver", "#pver": "pver", "#pchunks": "pchunks", "#chunks": "chunks"}
         names |= {placeholder[name]: name for name in attributes}
         names = {key: name for key, name in names.items() if key in update or key in expression}
         request_values: Item = {":ver": {"S": head.version}, ":none": {"S": ""}, ":zero": {"N": "0"}}
         request_values |= {f":{name}": value for name, value in attributes.items() if value is not None}
-        request_values |= values or {}
+        request_values |= condition.values if condition else {}
         if ":now" in expression:
             request_values[":now"] = {"N": str(int(now))}
         with store_errors("UpdateItem"):
@@ -334,7 +366,7 @@ class KVTable:
             # restarted it first (then the next increment counts on top of theirs).
             restart = Head(key=key, version=version, counter=amount, expires_at=expires_at)
             try:
-                self.put_head(restart, condition="#exp <= :now", now=now)
+                self.put_head(restart, condition=EXPIRED, now=now)
             except VersionConflict:
                 return self.increment(key, amount, version=version, expires_at=expires_at, now=now)
             return amount
