@@ -197,7 +197,10 @@ def load_function(template: Template, spec: FunctionSpec) -> ModuleType:
     if loader is None or loader.loader is None:
         raise LocalError(f"{spec.logical_id}: cannot import {path}")
     module = importlib.util.module_from_spec(loader)
+    from arcturus import container  # noqa: PLC0415 - importable once the layer is on the path
+
     with _environment(_variables(template, spec)):
+        container.reset()  # each function is a container of its own, with its own settings
         loader.loader.exec_module(module)
     return module
 

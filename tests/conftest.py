@@ -18,6 +18,7 @@ import pytest
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
+from arcturus import container
 from arcturus.kv import KVNamespace
 from arcturus.kvstore import create_table
 
@@ -54,6 +55,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    container.reset()  # a new container: its settings and clients come from this environment
     with mock_aws():
         yield
 

@@ -1,18 +1,18 @@
 """POST /api/cache/warmup (``Authorization: Bearer <secret>``) and the EventBridge schedule: ask every
 source and the roles document at once and write the answers to the cache."""
 
-import os
 from typing import Any
 
 from arcturus import warmup
 from arcturus.cache import container_cache
 from arcturus.roles import roles_store
 from arcturus.secrets import require_bearer
+from arcturus.settings import settings
 from arcturus.sources import load_config
 from arcturus.web.docs import documented, problem_answer
 from arcturus.web.resolver import build_resolver, scheduled_or_http_handler
 
-SECRET_ARN = os.environ["CACHE_WARMUP_SECRET_ARN"]
+SECRET_ARN = settings().warmup_secret
 
 app = build_resolver()
 cache = container_cache()

@@ -21,6 +21,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -287,6 +288,17 @@ def cold_start() -> None:
     from arcturus import container
 
     container.reset()
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, **variables: str | None) -> None:
+    """Give the function these environment variables (None: unset) in a new container: Lambda never
+    changes a running container's environment, and the settings are read once per container."""
+    for name, value in variables.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    cold_start()
 
 
 class Mailbox:

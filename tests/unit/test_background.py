@@ -28,6 +28,7 @@ import pytest
 
 from arcturus import background
 from arcturus.background import PostResponseExtension, WorkQueue
+from tests.unit.support import configure
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -234,7 +235,7 @@ def test_environment_is_held_until_the_queued_work_finished(
     service: LambdaService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a handler that queues 0.3 s of work, wrapped at init under a Runtime API
-    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", service.address)
+    configure(monkeypatch, AWS_LAMBDA_RUNTIME_API=service.address)
     done: list[float] = []
 
     def work() -> None:
@@ -293,7 +294,7 @@ def test_hold_ends_at_the_invocation_deadline(
     service: LambdaService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given queued work far longer than the invocation may last
-    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", service.address)
+    configure(monkeypatch, AWS_LAMBDA_RUNTIME_API=service.address)
     release = threading.Event()
 
     def handler(event: Any, context: Any) -> str:
@@ -348,7 +349,7 @@ def test_every_invocation_is_held_for_its_own_work(
     service: LambdaService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a handler that queues work on every call
-    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", service.address)
+    configure(monkeypatch, AWS_LAMBDA_RUNTIME_API=service.address)
     done: list[int] = []
 
     def handler(event: Any, context: Any) -> int:
@@ -372,7 +373,7 @@ def test_registration_after_init_is_refused_and_work_still_runs(
     run_runtime(service, lambda event, context: "late", invocations=0)
     with service.changed:
         assert service.changed.wait_for(lambda: service.initialized, 5)
-    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", service.address)
+    configure(monkeypatch, AWS_LAMBDA_RUNTIME_API=service.address)
     done = threading.Event()
 
     # When a handler is wrapped now
@@ -386,7 +387,7 @@ def test_registration_after_init_is_refused_and_work_still_runs(
 
 def test_without_a_runtime_api_work_runs_on_worker_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given no Runtime API (a plain process)
-    monkeypatch.delenv("AWS_LAMBDA_RUNTIME_API", raising=False)
+    configure(monkeypatch, AWS_LAMBDA_RUNTIME_API=None)
     results: list[str] = []
     caller = threading.get_ident()
     threads: list[int] = []

@@ -32,12 +32,12 @@ from arcturus.kv import KVNamespace
 from arcturus.observability import metrics
 from arcturus.web.answers import problem_for
 from tests.conftest import Clock
-from tests.unit.support import Mailbox, cold_start, http_event, invoke, json_body, load_function
+from tests.unit.support import Mailbox, cold_start, configure, http_event, invoke, json_body, load_function
 
 
 @pytest.fixture
 def function(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    monkeypatch.setenv("CHAT_PROVIDER", "local")
+    configure(monkeypatch, CHAT_PROVIDER="local")
     cold_start()
     yield load_function("chat")
     cold_start()
@@ -151,7 +151,7 @@ class TestRoute:
             boto3.client("sqs", region_name="us-east-1"),
             "contact",
         )
-        monkeypatch.setenv("CONTACT_TOPIC_ARN", mailbox.topic_arn)
+        configure(monkeypatch, CONTACT_TOPIC_ARN=mailbox.topic_arn)
         contact = load_function("contact")
         message = {"name": "Ada", "email": "ada@example.org", "message": "hi"}
         contact_event = http_event("POST", "/api/contact", body=message)
@@ -328,11 +328,11 @@ class TestModels:
     def test_the_provider_is_chosen_by_configuration(
         self, aws_env: None, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("CHAT_PROVIDER", "local")
+        configure(monkeypatch, CHAT_PROVIDER="local")
         assert isinstance(model_from_env(), LocalEchoModel)
 
-        monkeypatch.setenv("CHAT_PROVIDER", "bedrock")
-        monkeypatch.setenv("CHAT_MODEL_ID", "anthropic.claude-3-haiku-20240307-v1:0")
+        configure(monkeypatch, CHAT_PROVIDER="bedrock")
+        configure(monkeypatch, CHAT_MODEL_ID="anthropic.claude-3-haiku-20240307-v1:0")
         model = model_from_env()
         assert isinstance(model, BedrockModel)
         assert model.name == "anthropic.claude-3-haiku-20240307-v1:0"
@@ -344,8 +344,8 @@ class TestModels:
     def test_a_wrong_configuration_fails_at_init(
         self, aws_env: None, monkeypatch: pytest.MonkeyPatch, provider: str, model_id: str, complaint: str
     ) -> None:
-        monkeypatch.setenv("CHAT_PROVIDER", provider)
-        monkeypatch.setenv("CHAT_MODEL_ID", model_id)
+        configure(monkeypatch, CHAT_PROVIDER=provider)
+        configure(monkeypatch, CHAT_MODEL_ID=model_id)
 
         with pytest.raises(RuntimeError, match=complaint):
             model_from_env()

@@ -36,6 +36,7 @@ from tests.unit.support import (
     InjectedError,
     Mailbox,
     cold_start,
+    configure,
     http_event,
     invoke,
     json_body,
@@ -52,7 +53,7 @@ def mailbox(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Mailbox:
     box = Mailbox(
         boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1"), "contact"
     )
-    monkeypatch.setenv("CONTACT_TOPIC_ARN", box.topic_arn)
+    configure(monkeypatch, CONTACT_TOPIC_ARN=box.topic_arn)
     return box
 
 
@@ -159,7 +160,7 @@ class TestRetention:
     def test_the_retention_comes_from_the_template_parameter(
         self, mailbox: Mailbox, kv: KVNamespace, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("CONTACT_RETENTION_DAYS", "7")
+        configure(monkeypatch, CONTACT_RETENTION_DAYS="7")
         cold_start()
         post(load_function("contact"))
 
@@ -170,7 +171,7 @@ class TestRetention:
     def test_a_bad_retention_fails_the_init_naming_the_variable(
         self, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, days: str
     ) -> None:
-        monkeypatch.setenv("CONTACT_RETENTION_DAYS", days)
+        configure(monkeypatch, CONTACT_RETENTION_DAYS=days)
         cold_start()
 
         with pytest.raises(RuntimeError, match="CONTACT_RETENTION_DAYS"):
@@ -272,7 +273,7 @@ class TestContactForm:
     def test_the_function_refuses_to_start_without_its_topic(
         self, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.delenv("CONTACT_TOPIC_ARN", raising=False)
+        configure(monkeypatch, CONTACT_TOPIC_ARN=None)
 
         with pytest.raises(RuntimeError, match="CONTACT_TOPIC_ARN"):
             load_function("contact")

@@ -31,6 +31,7 @@ from tests.unit.support import (
     Stack,
     claims_for,
     cold_start,
+    configure,
     http_event,
     invoke,
     json_body,
@@ -277,8 +278,8 @@ def test_an_unreadable_sources_configuration_serves_stale_or_503(
     """The sources document lives in SSM in production; SSM failing is the upstream failing."""
     name = "/arcturus/test/sources"
     aws.client("ssm").put_parameter(Name=name, Type="String", Value=json.dumps(upstream.sources()))
-    monkeypatch.delenv("SOURCES_CONFIG")
-    monkeypatch.setenv("SOURCES_PARAMETER", name)
+    configure(monkeypatch, SOURCES_CONFIG=None)
+    configure(monkeypatch, SOURCES_PARAMETER=name)
     kv = KVNamespace.from_env()
     status = load_function("status")
 

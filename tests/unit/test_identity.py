@@ -21,6 +21,7 @@ from tests.unit.support import (
     DynamoDBCalls,
     FakeContext,
     claims_for,
+    configure,
     http_event,
     json_body,
     provision,
@@ -149,7 +150,7 @@ class TestClaims:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # Cloudflare Access sends no email_verified: the JwtRequireEmailVerified=false deployments.
-        monkeypatch.setenv("REQUIRE_EMAIL_VERIFIED", "false")
+        configure(monkeypatch, REQUIRE_EMAIL_VERIFIED="false")
 
         assert claimed_email(http_event("GET", "/x", claims={"email": MEMBER})) == MEMBER
         unverified = {"email": MEMBER, "email_verified": "false"}

@@ -28,6 +28,7 @@ from arcturus.sources import (
     parse_config,
 )
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
+from tests.unit.support import configure
 
 
 @pytest.fixture
@@ -77,8 +78,8 @@ def test_invalid_documents_are_refused_with_the_reason(document: dict[str, Any],
 
 
 def test_config_comes_from_the_environment_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOURCES_CONFIG", json.dumps(demo_sources_config("http://127.0.0.1:9")))
-    monkeypatch.setenv("SOURCES_PARAMETER", "/never/read")
+    configure(monkeypatch, SOURCES_CONFIG=json.dumps(demo_sources_config("http://127.0.0.1:9")))
+    configure(monkeypatch, SOURCES_PARAMETER="/never/read")
 
     assert len(load_config().services) == 5
 
@@ -89,8 +90,8 @@ def test_config_comes_from_the_ssm_parameter_and_is_cached(
     ssm = boto3.client("ssm", region_name="us-east-1")
     name = f"/arcturus/test-{uuid.uuid4().hex}/sources"
     ssm.put_parameter(Name=name, Type="String", Value=json.dumps(demo_sources_config("http://127.0.0.1:9")))
-    monkeypatch.delenv("SOURCES_CONFIG", raising=False)
-    monkeypatch.setenv("SOURCES_PARAMETER", name)
+    configure(monkeypatch, SOURCES_CONFIG=None)
+    configure(monkeypatch, SOURCES_PARAMETER=name)
 
     first = load_config()
     ssm.put_parameter(Name=name, Type="String", Value='{"services": []}', Overwrite=True)
@@ -101,12 +102,12 @@ def test_config_comes_from_the_ssm_parameter_and_is_cached(
 
 
 def test_missing_configuration_is_an_error(monkeypatch: pytest.MonkeyPatch, aws_env: None) -> None:
-    monkeypatch.delenv("SOURCES_CONFIG", raising=False)
-    monkeypatch.delenv("SOURCES_PARAMETER", raising=False)
+    configure(monkeypatch, SOURCES_CONFIG=None)
+    configure(monkeypatch, SOURCES_PARAMETER=None)
     with pytest.raises(SourcesConfigInvalid, match="neither"):
         load_config()
 
-    monkeypatch.setenv("SOURCES_PARAMETER", f"/missing-{uuid.uuid4().hex}")
+    configure(monkeypatch, SOURCES_PARAMETER=f"/missing-{uuid.uuid4().hex}")
     with pytest.raises(SourcesConfigInvalid, match="could not be read"):
         load_config()
 

@@ -22,6 +22,7 @@ from tests.unit.support import (
     DynamoDBCalls,
     claims_for,
     cold_start,
+    configure,
     http_event,
     invoke,
     json_body,
@@ -36,7 +37,7 @@ GUEST = "guest@example.com"
 @pytest.fixture
 def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoServer]:
     server, base_url = start_demo_upstream()
-    monkeypatch.setenv("SOURCES_CONFIG", json.dumps(demo_sources_config(base_url)))
+    configure(monkeypatch, SOURCES_CONFIG=json.dumps(demo_sources_config(base_url)))
     yield server
     server.shutdown()
 

@@ -20,6 +20,7 @@ from tests.unit.support import (
     ADMIN,
     claims_for,
     cold_start,
+    configure,
     http_event,
     invoke,
     json_body,
@@ -47,7 +48,7 @@ def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoServer]:
     config = demo_sources_config(base_url)
     for source in [*config["services"], *config["widgets"].values()]:
         source["timeoutMs"] = TIMEOUT_MS
-    monkeypatch.setenv("SOURCES_CONFIG", json.dumps(config))
+    configure(monkeypatch, SOURCES_CONFIG=json.dumps(config))
     yield server
     server.shutdown()
 
@@ -58,7 +59,7 @@ def kv(dynamodb: Any, upstream: DemoServer, monkeypatch: pytest.MonkeyPatch) -> 
     provision()
     secrets = boto3.client("secretsmanager", region_name="us-east-1")
     arn = secrets.create_secret(Name="arcturus-warmup-test", SecretString=SECRET)["ARN"]
-    monkeypatch.setenv("CACHE_WARMUP_SECRET_ARN", arn)
+    configure(monkeypatch, CACHE_WARMUP_SECRET_ARN=arn)
     return KVNamespace.from_env()
 
 

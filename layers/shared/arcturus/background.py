@@ -22,7 +22,6 @@ import collections
 import functools
 import http.client
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,12 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
 from arcturus.observability import logger
+from arcturus.settings import settings
 
 __all__ = [
     "DEADLINE_MARGIN_S",
     "EXTENSION_NAME",
     "HOLD_S",
-    "RUNTIME_API_ENV",
     "WORKERS",
     "ExtensionUnavailable",
     "Handler",
@@ -47,7 +46,6 @@ __all__ = [
 ]
 
 EXTENSION_NAME: Final = "arcturus-wait-until"
-RUNTIME_API_ENV: Final = "AWS_LAMBDA_RUNTIME_API"
 HOLD_S: Final = 10.0
 """The longest an environment is held after a response for queued work."""
 DEADLINE_MARGIN_S: Final = 0.5
@@ -277,7 +275,7 @@ def supports_wait_until(handler: Handler) -> Handler:
     only time Lambda accepts it. The request id the handler reports must be the INVOKE event's
     (``context.aws_request_id``).
     """
-    runtime_api = os.environ.get(RUNTIME_API_ENV)
+    runtime_api = settings().runtime_api
     extension = _extension(runtime_api) if runtime_api else None
 
     @functools.wraps(handler)

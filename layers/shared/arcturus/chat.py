@@ -17,7 +17,6 @@ stand-in for the local runtime and tests (no network, no account).
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from arcturus.errors import (
 from arcturus.formats import BLANK, iso8601
 from arcturus.kv import KVNamespace
 from arcturus.observability import logger, metrics
+from arcturus.settings import settings
 
 __all__ = [
     "MAX_HISTORY_BYTES",
@@ -160,15 +160,10 @@ def _model_failed(error: ClientError | BotoCoreError) -> UpstreamBusy | Upstream
 
 def model_from_env() -> ChatModel:
     """The model ``CHAT_PROVIDER`` names: ``bedrock`` (default; needs ``CHAT_MODEL_ID``) or ``local``."""
-    provider = os.environ.get("CHAT_PROVIDER", "bedrock").strip().lower()
-    if provider == "local":
+    configured = settings()
+    if configured.chat_provider == "local":
         return LocalEchoModel()
-    if provider != "bedrock":
-        raise RuntimeError(f"CHAT_PROVIDER must be 'bedrock' or 'local', not {provider!r}")
-    model_id = os.environ.get("CHAT_MODEL_ID", "").strip()
-    if not model_id:
-        raise RuntimeError("CHAT_MODEL_ID is not set: the chat has no Bedrock model to ask")
-    return BedrockModel(model_id)
+    return BedrockModel(configured.chat_model)
 
 
 def bounded(turns: Sequence[Turn]) -> list[Turn]:

@@ -13,7 +13,6 @@ again; the same key with a different message is 422; a retry while the first is 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import uuid
@@ -40,26 +39,23 @@ from arcturus.formats import BLANK, MAX_EMAIL, is_email, iso8601
 from arcturus.kv import KVNamespace
 from arcturus.kvstore import idempotency_layout
 from arcturus.observability import logger, metrics
+from arcturus.settings import DEFAULT_RETENTION_DAYS, settings
 
 __all__ = [
     "DAY_S",
-    "DEFAULT_RETENTION_DAYS",
     "IDEMPOTENCY_KEY_PATTERN",
     "IDEMPOTENCY_TTL_S",
     "KEY_CLASS",
     "MAX_IDEMPOTENCY_KEY",
     "MAX_MESSAGE",
     "MAX_NAME",
-    "MAX_RETENTION_DAYS",
     "NOT_IN_A_LINE",
-    "RETENTION_ENV",
     "SINGLE_LINE_PATTERN",
     "SUBJECT",
     "TEXT_PATTERN",
     "ContactInbox",
     "ContactMessage",
     "idempotency_key",
-    "retention_days_from_env",
 ]
 
 MAX_NAME: Final = 100
@@ -155,18 +151,6 @@ def idempotency_key(header: str | None) -> str | None:
 
 
 DAY_S: Final = 86_400
-DEFAULT_RETENTION_DAYS: Final = 90
-MAX_RETENTION_DAYS: Final = 3_650
-RETENTION_ENV: Final = "CONTACT_RETENTION_DAYS"
-"""How long a contact message is kept (the ``ContactRetentionDays`` template parameter)."""
-
-
-def retention_days_from_env() -> int:
-    """``CONTACT_RETENTION_DAYS`` (default 90): whole days, 1 to 3650; anything else fails the init."""
-    raw = os.environ.get(RETENTION_ENV, str(DEFAULT_RETENTION_DAYS))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_RETENTION_DAYS:
-        raise RuntimeError(f"{RETENTION_ENV} must be whole days from 1 to {MAX_RETENTION_DAYS}, not {raw!r}")
-    return int(raw)
 
 
 class ContactInbox:
@@ -206,15 +190,13 @@ class ContactInbox:
 
     @classmethod
     def from_env(cls) -> ContactInbox:
-        """The inbox the function is configured with (``CONTACT_TOPIC_ARN``, ``KV_TABLE_NAME``)."""
-        topic_arn = os.environ.get("CONTACT_TOPIC_ARN")
-        if not topic_arn:
-            raise RuntimeError(
-                "CONTACT_TOPIC_ARN is not set: the contact function has no topic to publish to"
-            )
+        """The inbox the function is configured with (``CONTACT_TOPIC_ARN``, ``KV_TABLE_NAME``,
+        ``CONTACT_RETENTION_DAYS``)."""
+        configured = settings()
+        topic_arn = configured.contact_topic
         kv = KVNamespace.from_env()
         idempotency = DynamoDBPersistenceLayer(
-            table_name=os.environ["KV_TABLE_NAME"],
+            table_name=configured.kv_table,
             boto3_client=aws.dynamodb(),
             **idempotency_layout(kv.namespace, KEY_CLASS),
         )
@@ -223,7 +205,7 @@ class ContactInbox:
             topic_arn,
             sns=aws.client("sns"),
             idempotency=idempotency,
-            retention_s=retention_days_from_env() * DAY_S,
+            retention_s=configured.contact_retention_days * DAY_S,
         )
 
     def accept(

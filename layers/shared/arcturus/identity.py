@@ -9,17 +9,16 @@ the permission, otherwise the resolved ``Caller``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from arcturus.errors import NotPermitted, NotSignedIn
 from arcturus.observability import logger
 from arcturus.roles import ADMIN_PERMISSION, DashboardProfile, RolesDocument, grants, roles_store
+from arcturus.settings import settings
 
 __all__ = [
-    "EMAIL_VERIFIED_REQUIRED_ENV",
     "Caller",
     "authorize",
     "caller_from",
@@ -84,11 +83,6 @@ def caller_from(document: RolesDocument, email: str) -> Caller | None:
     )
 
 
-EMAIL_VERIFIED_REQUIRED_ENV: Final = "REQUIRE_EMAIL_VERIFIED"
-"""``false`` (the ``JwtRequireEmailVerified`` template parameter) for an issuer that sends no
-``email_verified`` claim at all, such as Cloudflare Access; any other value requires the claim."""
-
-
 def claimed_email(event: Event) -> str | None:
     """The lower-cased ``email`` claim the JWT authorizer passed on, or None.
 
@@ -109,7 +103,7 @@ def claimed_email(event: Event) -> str | None:
         verified = claims["email_verified"]
         if verified is not True and verified != "true":
             return None
-    elif os.environ.get(EMAIL_VERIFIED_REQUIRED_ENV, "true") != "false":
+    elif settings().require_email_verified:
         return None
     return email.lower()
 

@@ -16,7 +16,6 @@ import dataclasses
 import heapq
 import itertools
 import json
-import os
 import time
 import uuid
 import zlib
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from arcturus import aws
 from arcturus.errors import ArcturusError, StoreUnavailable
 from arcturus.kvstore import ABSENT, SHARDS, Condition, Head, KVTable, ListedKey, at_version, classes_for
+from arcturus.settings import DEFAULT_NAMESPACE, settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -50,7 +50,6 @@ __all__ = [
 
 ValueType = Literal["text", "json", "bytes"]
 
-DEFAULT_NAMESPACE = "ARGOBOX_CACHE"
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 25 * 1024 * 1024
 MAX_METADATA_BYTES = 1024
@@ -98,10 +97,8 @@ class KVNamespace:
     @classmethod
     def from_env(cls, *, client: DynamoDBClient | None = None) -> KVNamespace:
         """The namespace the function is configured with (``KV_TABLE_NAME``, ``KV_NAMESPACE``)."""
-        table_name = os.environ.get("KV_TABLE_NAME")
-        if not table_name:
-            raise RuntimeError("KV_TABLE_NAME is not set: the function has no KV table configured")
-        return cls(table_name, os.environ.get("KV_NAMESPACE") or DEFAULT_NAMESPACE, client=client)
+        configured = settings()
+        return cls(configured.kv_table, configured.kv_namespace, client=client)
 
     # -- reads -----------------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ Scans, once: the request path never does.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from botocore.exceptions import ClientError
 from arcturus import aws
 from arcturus.kv import DEFAULT_NAMESPACE
 from arcturus.kvstore import KVTable, idempotency_partition, key_class
+from arcturus.settings import settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -65,11 +65,11 @@ def _move(client: DynamoDBClient, table: str, item: dict[str, Any], new_pk: str)
 
 
 def main() -> int:
-    table = os.environ.get("KV_TABLE_NAME")
-    if not table:
+    configured = settings()
+    if not configured.kv_table_name:
         print("relayout: set KV_TABLE_NAME (the stack's KVTableName output)", file=sys.stderr)
         return 2
-    namespace = os.environ.get("KV_NAMESPACE") or DEFAULT_NAMESPACE
+    table, namespace = configured.kv_table_name, configured.kv_namespace
     moved = relayout(aws.dynamodb(), table, namespace)
     print(f"relayout: {moved} items moved to the key-class layout in {table}")
     return 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import json
-import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from arcturus.container import per_container
 from arcturus.errors import ArcturusError
 from arcturus.formats import WireModel, iso8601
 from arcturus.roles import Widget
+from arcturus.settings import settings
 
 __all__ = [
     "CONFIG_MAX_AGE_S",
@@ -167,9 +167,9 @@ def _ssm() -> SSMProvider:
 
 def load_config() -> SourcesConfig:
     """The configured sources: ``SOURCES_CONFIG`` if set, else the SSM parameter ``SOURCES_PARAMETER``."""
-    text = os.environ.get(SOURCES_CONFIG_ENV)
+    text = settings().sources_config
     if text is None:
-        name = os.environ.get(SOURCES_PARAMETER_ENV)
+        name = settings().sources_parameter
         if not name:
             raise SourcesConfigInvalid(f"neither {SOURCES_CONFIG_ENV} nor {SOURCES_PARAMETER_ENV} is set")
         try:
