@@ -15,6 +15,7 @@ import pytest
 from arcturus.kv import KVNamespace
 from arcturus.roles import roles_store
 from arcturus.secrets import bearer_matches, bearer_token
+from arcturus.settings import SettingsError
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from tests.unit.support import (
     ADMIN,
@@ -212,3 +213,13 @@ def test_bearer_tokens_are_parsed_strictly() -> None:
     assert bearer_matches("Bearer abc", "abc")
     assert not bearer_matches("Bearer abd", "abc")
     assert not bearer_matches("Bearer ", "")
+
+
+@pytest.mark.usefixtures("kv")
+def test_a_function_missing_its_secret_fails_its_init_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configure(monkeypatch, CACHE_WARMUP_SECRET_ARN=None)
+
+    with pytest.raises(SettingsError, match="CACHE_WARMUP_SECRET_ARN is not set"):
+        load_function("cache_warmup")
