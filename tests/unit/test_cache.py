@@ -13,7 +13,6 @@ import pytest
 from botocore.config import Config
 
 from arcturus import background
-from arcturus import cache as cache_module
 from arcturus.cache import (
     FRESH_FOR_S,
     LEASE_S,
@@ -21,12 +20,14 @@ from arcturus.cache import (
     STALE_BOUND_S,
     CacheState,
     Entry,
+    LeaseHeld,
     Lookup,
     MemoryTier,
     RefreshLeases,
     TwoTierCache,
     cache_key,
 )
+from arcturus.cache import status as cache_status
 from arcturus.errors import SourceUnavailable
 from arcturus.kv import KVNamespace
 from arcturus.observability import metrics
@@ -410,8 +411,7 @@ def test_a_held_lease_keeps_other_containers_from_the_source(
     source = Source()
     cache.get(KIND, ID, source)
     clock.advance(FRESH + 1)
-    holder = RefreshLeases(kv, clock=clock).acquire(KEY)
-    assert not isinstance(holder, float)
+    RefreshLeases(kv, clock=clock).acquire(KEY)  # another container holds the lease
 
     assert cache.get(KIND, ID, source).state is CacheState.STALE
     deferred.run()
@@ -426,7 +426,6 @@ def test_a_miss_waits_for_the_container_holding_the_lease(
     leases = RefreshLeases(kv, clock=clock)
     holder_cache = TwoTierCache(kv, clock=clock, defer=deferred)
     lease = leases.acquire(KEY)
-    assert not isinstance(lease, float)
 
     def holder_finishes() -> None:
         time.sleep(0.3)
@@ -447,8 +446,7 @@ def test_a_miss_waits_for_the_container_holding_the_lease(
 def test_an_abandoned_lease_is_taken_over_after_its_deadline(
     cache: TwoTierCache, kv: KVNamespace, clock: Clock
 ) -> None:
-    abandoned = RefreshLeases(kv, clock=clock).acquire(KEY)
-    assert not isinstance(abandoned, float)
+    RefreshLeases(kv, clock=clock).acquire(KEY)  # taken, then abandoned
     clock.advance(LEASE_S + 1)
     source = Source()
 
@@ -462,24 +460,24 @@ def test_an_abandoned_lease_is_taken_over_after_its_deadline(
 def test_lease_is_exclusive_until_released(kv: KVNamespace, clock: Clock) -> None:
     first, second = RefreshLeases(kv, clock=clock), RefreshLeases(kv, clock=clock)
     lease = first.acquire(KEY)
-    assert not isinstance(lease, float)
 
-    assert second.acquire(KEY) == pytest.approx(lease.deadline)
+    with pytest.raises(LeaseHeld) as held:
+        second.acquire(KEY)
+    assert held.value.until == pytest.approx(lease.deadline)
     first.release(lease)
-    assert not isinstance(second.acquire(KEY), float)
+    assert second.acquire(KEY).key == f"lease:{KEY}"
 
 
 def test_a_holder_past_its_deadline_leaves_the_taken_over_lease_alone(kv: KVNamespace, clock: Clock) -> None:
     slow, taker = RefreshLeases(kv, clock=clock), RefreshLeases(kv, clock=clock)
     old = slow.acquire(KEY)
-    assert not isinstance(old, float)
     clock.advance(LEASE_S + 1)
-    new = taker.acquire(KEY)
-    assert not isinstance(new, float)
+    taker.acquire(KEY)
 
     slow.release(old)
 
-    assert isinstance(slow.acquire(KEY), float)
+    with pytest.raises(LeaseHeld):
+        slow.acquire(KEY)
 
 
 def test_memory_copies_are_served_while_kv_cannot_be_reached(clock: Clock, aws_env: None) -> None:
@@ -590,7 +588,7 @@ def test_counting_the_other_keys_stops_at_its_budget(
     kv: KVNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kv.put("session:one", "{}")
-    monkeypatch.setattr(cache_module, "COUNT_BUDGET_S", 0.0)
+    monkeypatch.setattr(cache_status, "COUNT_BUDGET_S", 0.0)
 
     status = TwoTierCache(kv).status()
 

@@ -1,4 +1,4 @@
-"""The two-tier stale-while-revalidate cache: container memory in front of KV, upstreams behind both.
+"""The stale-while-revalidate policy over the memory tier and KV, upstreams behind both.
 
 Every cached value is kept with the time its source answered (``fetchedAt``); its age decides its state:
 
@@ -25,46 +25,36 @@ container for ``RETRY_AFTER_FAILURE_S``, so a failing upstream is not asked once
 
 from __future__ import annotations
 
-import base64
-import collections
 import dataclasses
 import enum
 import functools
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, Final
 
 from arcturus import background
+from arcturus.cache.leases import LEASE_S, LeaseHeld, RefreshLeases
+from arcturus.cache.memory import Entry, MemoryTier
+from arcturus.cache.status import SHOWN_PREFIXES, STATUS_PAGE, KeyCensus, listed_page
 from arcturus.container import per_container
-from arcturus.errors import ArcturusError, SourceUnavailable, StoreUnavailable, VersionConflict
+from arcturus.errors import SourceUnavailable, StoreUnavailable
 from arcturus.formats import iso8601
-from arcturus.kv import MAX_BULK_KEYS, MAX_LIST_LIMIT, MIN_EXPIRATION_TTL, KVNamespace
+from arcturus.kv import MAX_BULK_KEYS, MAX_LIST_LIMIT, KVNamespace
 from arcturus.observability import logger, metrics
 
 __all__ = [
-    "COUNT_BUDGET_S",
     "FRESH_FOR_S",
-    "LEASE_S",
     "MEMORY_FRESH_S",
-    "MEMORY_MAX_BYTES",
-    "MEMORY_MAX_ENTRIES",
     "RETRY_AFTER_FAILURE_S",
-    "SHOWN_PREFIXES",
     "STALE_BOUND_S",
-    "STATUS_PAGE",
     "WAIT_FOR_REFRESH_S",
     "CacheState",
     "Cached",
-    "Entry",
-    "Lease",
     "Lookup",
-    "MemoryTier",
-    "RefreshLeases",
     "TwoTierCache",
     "cache_key",
     "container_cache",
@@ -83,23 +73,12 @@ MEMORY_FRESH_S: Final = 60.0
 """How long a container trusts its copy before looking at KV again (another container may have refreshed)."""
 STALE_BOUND_S: Final = 60 * 60
 """The oldest value ever served; KV drops values at this age too."""
-LEASE_S: Final = 15.0
-"""How long a refresh may take before another container takes its lease over (above any source timeout)."""
 WAIT_FOR_REFRESH_S: Final = 8.0
 """The longest a MISS waits for a refresh already running (here or in another container) before giving up
 with SourceUnavailable: below the functions' 10 s timeout, so the caller gets a 503, not a timeout."""
 RETRY_AFTER_FAILURE_S: Final = 10.0
-MEMORY_MAX_ENTRIES: Final = 256
-MEMORY_MAX_BYTES: Final = 8 * 1024 * 1024
 _POLL_S: Final = 0.1
 _LOOKUP_WORKERS: Final = 8
-
-
-SHOWN_PREFIXES: Final = ("cache:", "data:")
-"""The key classes ``/api/cache/status`` names: what the cache and the roles document hold."""
-STATUS_PAGE: Final = 200
-COUNT_BUDGET_S: Final = 2.0
-"""How long one status request spends counting the other keys (a Query page is ~10 ms)."""
 
 
 class CacheState(enum.StrEnum):
@@ -108,10 +87,6 @@ class CacheState(enum.StrEnum):
     HIT = "HIT"
     STALE = "STALE"
     MISS = "MISS"
-
-
-class _LeaseBusy(ArcturusError):
-    """Another container holds the refresh lease of the key."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,136 +122,11 @@ def cache_key(kind: str, id_: str) -> str:
     return f"cache:{kind}:{id_}"
 
 
-# -- the memory tier -----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """A value in memory: when its source answered, when this container last checked it, its size."""
-
-    value: Any
-    fetched_at: float
-    checked_at: float
-    size: int
-
-
-class MemoryTier:
-    """This container's copies: least-recently-used, bounded by entry count and by bytes, thread-safe.
-
-    ``size`` is the value's JSON length, known anyway because the value travels to and from KV as JSON.
-    A value larger than the whole budget is not kept (it is still served from KV).
-    """
-
-    def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES, max_bytes: int = MEMORY_MAX_BYTES) -> None:
-        self._entries: collections.OrderedDict[str, Entry] = collections.OrderedDict()
-        self._bytes = 0
-        self._max_entries = max_entries
-        self._max_bytes = max_bytes
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Entry | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
-
-    def put(self, key: str, entry: Entry) -> None:
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= old.size
-            if entry.size > self._max_bytes:
-                return
-            self._entries[key] = entry
-            self._bytes += entry.size
-            while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.size
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def bytes(self) -> int:
-        return self._bytes
-
-    def stats(self) -> dict[str, Any]:
-        """``{"keys", "oldestEntry", "newestEntry"}``: count, and ISO 8601 fetch times (null when empty)."""
-        with self._lock:
-            times = [entry.fetched_at for entry in self._entries.values()]
-        return {
-            "keys": len(times),
-            "oldestEntry": iso8601(min(times)) if times else None,
-            "newestEntry": iso8601(max(times)) if times else None,
-        }
-
-
-# -- the lease -----------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Lease:
-    key: str
-    deadline: float
-
-
-class RefreshLeases:
-    """Who refreshes a key right now, across containers: ``lease:<cache key>`` items in KV.
-
-    Taking a free lease is one conditional put; taking over one whose deadline passed is a strongly
-    consistent read plus a compare-and-set; releasing is one delete.
-    """
-
-    def __init__(
-        self, kv: KVNamespace, *, seconds: float = LEASE_S, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._kv = kv
-        self._seconds = seconds
-        self._clock = clock
-        self._ttl = max(MIN_EXPIRATION_TTL, int(seconds) + 1)
-
-    def acquire(self, key: str) -> Lease | float:
-        """The lease, or the deadline of the container that holds it."""
-        lease_key = f"lease:{key}"
-        deadline = self._clock() + self._seconds
-        value = json.dumps({"owner": uuid.uuid4().hex, "deadline": deadline})
-        try:
-            self._kv.put_if_version(lease_key, value, None, expiration_ttl=self._ttl)
-            return Lease(lease_key, deadline)
-        except VersionConflict:
-            pass
-        held, version = self._kv.get_with_version(lease_key, "json")
-        if held is not None and float(held.get("deadline", 0)) > self._clock():
-            return float(held["deadline"])
-        try:
-            # Free again (released) or abandoned (deadline passed): only one contender's write lands.
-            self._kv.put_if_version(lease_key, value, version, expiration_ttl=self._ttl)
-        except VersionConflict:
-            return self._clock() + self._seconds
-        return Lease(lease_key, deadline)
-
-    def release(self, lease: Lease) -> None:
-        # Past our deadline another container may have taken the lease over: leave it to expire.
-        if self._clock() < lease.deadline:
-            try:
-                self._kv.delete(lease.key)
-            except StoreUnavailable as error:
-                # The refresh is done; an unreleased lease only holds others off until its deadline.
-                logger.warning("lease left to its deadline", extra={"key": lease.key, "error": str(error)})
-
-
-# -- single-flight -------------------------------------------------------------------------------------
-
-
 class _Flight:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.entry: Entry | None = None
         self.error: BaseException | None = None
-
-
-# -- the cache -----------------------------------------------------------------------------------------
 
 
 class TwoTierCache:
@@ -309,7 +159,7 @@ class TwoTierCache:
         self._stale_bound_s = stale_bound_s
         self._wait_s = wait_s
         self._leases = RefreshLeases(kv, seconds=lease_s, clock=clock)
-        self._other_keys: tuple[float, dict[str, int], bool] | None = None
+        self._census = KeyCensus(kv, keep_s=memory_fresh_s, clock=clock)
         self._flights: dict[str, _Flight] = {}
         self._retry_at: dict[str, float] = {}
         self._scheduled: set[str] = set()
@@ -381,38 +231,27 @@ class TwoTierCache:
         Raises StoreUnavailable when KV could not take it.
         """
         key = cache_key(kind, id_)
-        self._store(key, value, self._clock(), kv_required=True)
+        fetched_at = self._clock()
+        text = _envelope(value, fetched_at)
+        self._remember(key, value, fetched_at, text)
+        self._kv.put(key, text, expiration_ttl=self._stale_bound_s)
 
     def status(self, *, cursor: str | None = None, limit: int = STATUS_PAGE) -> dict[str, Any]:
         """What ``GET /api/cache/status`` answers: this container's memory tier, one page of the KV keys
-        the cache and the roles hold (``cache:`` and ``data:``), and ``cursor`` while more remain.
+        the cache and the roles hold (``cache:`` and ``data:``), and ``cursor`` while more remain; the
+        first page also counts the other keys per class (``arcturus.cache.status``).
 
-        Other keys are never named (a chat session id works as a bearer token for its chat, a ``rate:``
-        key holds a visitor's address): the first page counts them per class (the text before the
-        first ``:``) within ``COUNT_BUDGET_S``, ``otherKeysComplete`` false when the budget ran out;
-        the counts are kept for ``memory_fresh_s`` (60 s).
         Raises ValueError for a cursor this method did not make or a limit outside 1-1000.
         """
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise ValueError(f"limit must be 1 to {MAX_LIST_LIMIT}")
-        names, next_cursor = _listed_page(self._kv, SHOWN_PREFIXES, cursor, limit)
+        names, next_cursor = listed_page(self._kv, SHOWN_PREFIXES, cursor, limit)
         answer: dict[str, Any] = {"memoryCache": self.memory.stats(), "kvKeys": names}
         if next_cursor is not None:
             answer["cursor"] = next_cursor
         if cursor is None:
-            counts, complete = self._counted_other_keys()
-            answer |= {"otherKeys": counts, "otherKeysComplete": complete}
+            answer |= self._census.counts()
         return answer
-
-    def _counted_other_keys(self) -> tuple[dict[str, int], bool]:
-        """The counts of the other keys, kept ``memory_fresh_s``: counting reads every partition of
-        every other class, and an administrator refreshing the page needs no newer numbers."""
-        now = self._clock()
-        memo = self._other_keys
-        if memo is None or now - memo[0] >= self._memory_fresh_s:
-            memo = (now, *_count_other_keys(self._kv))
-            self._other_keys = memo
-        return memo[1], memo[2]
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -455,7 +294,7 @@ class TwoTierCache:
         for _ in range(2):
             try:
                 return self._single_flight(lookup.key, lambda: self._refresh(lookup, wait=True))
-            except _LeaseBusy:
+            except LeaseHeld:
                 # Joined a background refresh that found the lease held: wait for that holder ourselves.
                 continue
         raise SourceUnavailable(f"{lookup.key}: another refresh kept the lease")
@@ -472,7 +311,7 @@ class TwoTierCache:
     def _refresh_in_background(self, lookup: Lookup) -> None:
         try:
             self._single_flight(lookup.key, lambda: self._refresh(lookup, wait=False))
-        except _LeaseBusy:
+        except LeaseHeld:
             # Another container is refreshing; look at KV again on a request a second from now.
             self._back_off(lookup.key, 1.0)
         except (SourceUnavailable, StoreUnavailable) as error:
@@ -520,46 +359,68 @@ class TwoTierCache:
         """Fetch ``lookup`` from its source under the key's lease and store the value in both tiers.
 
         In the background (``wait=False``) KV is looked at first: another container may have refreshed
-        already, and a held lease raises _LeaseBusy. In the foreground a held lease is waited for. Once
-        the lease is ours, a strongly consistent read makes sure the previous holder did not just store
-        a fresh value (its write and its release land between our first read and our lease). When KV
-        cannot grant the lease at all, the foreground fetches without it and keeps the value in memory.
+        already, and a held lease raises LeaseHeld. In the foreground a held lease is waited for (the
+        holder's value, once stored, is the answer). Once the lease is ours, a strongly consistent read
+        makes sure the previous holder did not just store a fresh value (its write and its release land
+        between our first read and our lease). When KV cannot grant the lease at all, the foreground
+        fetches without it and keeps the value in memory.
         """
         if not wait:
             fresh = self._fresh_in_kv(lookup, consistent=False)
             if fresh is not None:
                 return fresh
-        try:
-            lease = self._take_lease(lookup, wait=wait)
-        except StoreUnavailable as error:
-            if not wait:
-                raise
-            # KV cannot say who refreshes: a caller with nothing to serve asks the source itself (once
-            # per container, by single-flight) rather than answer 503 while the source is up.
-            logger.warning(
-                "KV unavailable; fetching without the lease", extra={"key": lookup.key, "error": str(error)}
-            )
-            return self._fetch(lookup, kv=False)
-        if isinstance(lease, Entry):
-            return lease
+        give_up = time.monotonic() + self._wait_s
+        while True:
+            try:
+                lease = self._leases.acquire(lookup.key)
+                break
+            except LeaseHeld as held:
+                if not wait:
+                    raise
+                stored = self._wait_for_holder(lookup, held.until, give_up)
+                if stored is not None:
+                    return stored
+            except StoreUnavailable as error:
+                if not wait:
+                    raise
+                # KV cannot say who refreshes: a caller with nothing to serve asks the source itself
+                # (once per container, by single-flight) rather than answer 503 while the source is up.
+                logger.warning(
+                    "KV unavailable; fetching without the lease",
+                    extra={"key": lookup.key, "error": str(error)},
+                )
+                value, fetched_at = self._ask(lookup)
+                return self._remember(lookup.key, value, fetched_at, _envelope(value, fetched_at))
         try:
             fresh = self._fresh_in_kv(lookup, consistent=True)
             if fresh is not None:
                 return fresh
-            return self._fetch(lookup)
+            value, fetched_at = self._ask(lookup)
+            return self._store(lookup.key, value, fetched_at)
         finally:
             self._leases.release(lease)
 
-    def _fetch(self, lookup: Lookup, *, kv: bool = True) -> Entry:
-        """Ask the source and keep its answer (in KV too unless ``kv`` is False); errors are not kept."""
+    def _wait_for_holder(self, lookup: Lookup, until: float, give_up: float) -> Entry | None:
+        """The value the lease's holder stores before its deadline ``until``; None when the deadline
+        passed without one (the lease may be taken over). SourceUnavailable past ``give_up``."""
+        while self._clock() < until and time.monotonic() < give_up:
+            time.sleep(_POLL_S)
+            fresh = self._fresh_in_kv(lookup, consistent=True)
+            if fresh is not None:
+                return fresh
+        if time.monotonic() >= give_up:
+            raise SourceUnavailable(f"{lookup.key}: waited too long for another container's refresh")
+        return None
+
+    def _ask(self, lookup: Lookup) -> tuple[Any, float]:
+        """The source's answer and when it came; errors are counted and never kept."""
         fetched_at = self._clock()
         try:
-            value = lookup.fetch()
+            return lookup.fetch(), fetched_at
         except Exception as error:
             metrics.add_metric(name="SourceError", unit="Count", value=1)
             logger.warning("source failed", extra={"key": lookup.key, "error": str(error)})
             raise SourceUnavailable(f"{lookup.key}: {error}") from error
-        return self._store(lookup.key, value, fetched_at, kv=kv)
 
     def _fresh_in_kv(self, lookup: Lookup, *, consistent: bool) -> Entry | None:
         """The KV value of ``lookup`` if it is fresh (then also taken into memory), else None."""
@@ -573,39 +434,21 @@ class TwoTierCache:
             return None
         return self._newest(lookup.key, self.memory.get(lookup.key), stored, now)
 
-    def _take_lease(self, lookup: Lookup, *, wait: bool) -> Lease | Entry:
-        """The key's lease; or, waiting, the value that the holder stored meanwhile."""
-        give_up = time.monotonic() + self._wait_s
-        while True:
-            held = self._leases.acquire(lookup.key)
-            if isinstance(held, Lease):
-                return held
-            if not wait:
-                raise _LeaseBusy(lookup.key)
-            while self._clock() < held and time.monotonic() < give_up:
-                time.sleep(_POLL_S)
-                fresh = self._fresh_in_kv(lookup, consistent=True)
-                if fresh is not None:
-                    return fresh
-            if time.monotonic() >= give_up:
-                raise SourceUnavailable(f"{lookup.key}: waited too long for another container's refresh")
-
-    def _store(
-        self, key: str, value: Any, fetched_at: float, *, kv: bool = True, kv_required: bool = False
-    ) -> Entry:
-        """Both tiers (memory only without ``kv``). A refresh whose KV write fails still serves its value
-        from memory (logged)."""
-        text = json.dumps({"fetchedAt": fetched_at, "data": value}, separators=(",", ":"), ensure_ascii=False)
-        entry = Entry(value, fetched_at, self._clock(), len(text))
-        self.memory.put(key, entry)
-        if not kv:
-            return entry
+    def _store(self, key: str, value: Any, fetched_at: float) -> Entry:
+        """A refreshed value into both tiers; when KV cannot take it, it is still served from memory
+        (logged)."""
+        text = _envelope(value, fetched_at)
+        entry = self._remember(key, value, fetched_at, text)
         try:
             self._kv.put(key, text, expiration_ttl=self._stale_bound_s)
         except StoreUnavailable as error:
-            if kv_required:
-                raise
             logger.warning("cache value kept in memory only", extra={"key": key, "error": str(error)})
+        return entry
+
+    def _remember(self, key: str, value: Any, fetched_at: float, text: str) -> Entry:
+        """A value into this container's memory tier (``text``: its KV envelope, for its size)."""
+        entry = Entry(value, fetched_at, self._clock(), len(text))
+        self.memory.put(key, entry)
         return entry
 
 
@@ -622,47 +465,9 @@ def _entry(text: str | None, now: float) -> Entry | None:
     return Entry(raw["data"], float(raw["fetchedAt"]), now, len(text))
 
 
-def _listed_page(
-    kv: KVNamespace, prefixes: Sequence[str], cursor: str | None, limit: int
-) -> tuple[list[str], str | None]:
-    """Up to ``limit`` key names under ``prefixes`` in order, from ``cursor``; the next cursor or None.
-
-    The cursor is base64 of ``[prefix index, the listing's own cursor]``.
-    """
-    index, inner = 0, None
-    if cursor is not None:
-        try:
-            index, inner = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=="))
-        except (ValueError, TypeError) as error:
-            raise ValueError("cursor is not one this route made") from error
-        if not isinstance(index, int) or not 0 <= index < len(prefixes) or not isinstance(inner, str | None):
-            raise ValueError("cursor is not one this route made")
-    names: list[str] = []
-    while index < len(prefixes) and len(names) < limit:
-        page = kv.list(prefix=prefixes[index], limit=limit - len(names), cursor=inner)
-        names.extend(key["name"] for key in page["keys"])
-        inner = None if page["list_complete"] else page.get("cursor")
-        if inner is None:
-            index += 1
-    if index >= len(prefixes):
-        return names, None
-    return names, base64.urlsafe_b64encode(json.dumps([index, inner]).encode()).decode().rstrip("=")
-
-
-def _count_other_keys(kv: KVNamespace) -> tuple[dict[str, int], bool]:
-    """Live keys outside ``SHOWN_PREFIXES`` per class, and whether the count finished in its budget."""
-    counts: collections.Counter[str] = collections.Counter()
-    deadline = time.monotonic() + COUNT_BUDGET_S
-    cursor: str | None = None
-    while time.monotonic() < deadline:
-        page = kv.list(limit=MAX_LIST_LIMIT, cursor=cursor)
-        for key in page["keys"]:
-            if not key["name"].startswith(SHOWN_PREFIXES):
-                counts[key["name"].partition(":")[0]] += 1
-        cursor = page.get("cursor")
-        if page["list_complete"] or not cursor:
-            return dict(sorted(counts.items())), True
-    return dict(sorted(counts.items())), False
+def _envelope(value: Any, fetched_at: float) -> str:
+    """A value as KV keeps it: ``{"fetchedAt", "data"}``."""
+    return json.dumps({"fetchedAt": fetched_at, "data": value}, separators=(",", ":"), ensure_ascii=False)
 
 
 @per_container
