@@ -33,7 +33,10 @@ def kv_table() -> Iterator[Any]:
         POWERTOOLS_SERVICE_NAME="arcturus",
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    from arcturus.kvstore import create_table  # after the environment is set: Powertools reads it once
+    from arcturus import container  # after the environment is set: Powertools reads it once
+    from arcturus.kvstore import create_table
+
+    container.reset()  # a new container: its settings and clients come from this environment
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")

@@ -119,7 +119,6 @@ class _Bench:
         return row
 
     def warmup(self) -> dict[str, Any]:
-        os.environ["CACHE_WARMUP_SECRET_ARN"] = "arn:unused-by-the-schedule"  # noqa: S105 - not a secret
         module = self.new_container("cache_warmup")
         self.meter.reset()
         upstream = self.upstream_calls()
@@ -147,6 +146,7 @@ def run() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     server, base_url = start_demo_upstream()
     os.environ["SOURCES_CONFIG"] = json.dumps(demo_sources_config(base_url))
+    os.environ["CACHE_WARMUP_SECRET_ARN"] = "arn:unused-by-the-schedule"  # noqa: S105 - not a secret
     try:
         with kv_table() as setup_client, handler_output_discarded():
             setup = KVNamespace(TABLE, client=setup_client)
@@ -159,4 +159,5 @@ def run() -> list[dict[str, Any]]:
     finally:
         server.shutdown()
         os.environ.pop("SOURCES_CONFIG", None)
+        os.environ.pop("CACHE_WARMUP_SECRET_ARN", None)
     return rows
