@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -58,19 +57,31 @@ class SerializedApp:
         return body
 
 
-class _SerializedMotoServer(ThreadedMotoServer):
-    """ThreadedMotoServer serving SerializedApp instead of moto's bare dispatcher."""
+class _SerializedMotoServer:
+    """moto's WSGI application (``SerializedApp`` around it) served by werkzeug on a thread of its own.
+
+    Built from moto's and werkzeug's public pieces rather than by subclassing ``ThreadedMotoServer``,
+    whose server loop is private: the loop here is werkzeug's ``serve_forever``.
+    """
 
     def __init__(self, host: str, port: int) -> None:
-        super().__init__(host, port, verbose=False)
         self.app = SerializedApp(DomainDispatcherApplication(create_backend_app))
-
-    def _server_entry(self) -> None:
-        self._server = make_server(
-            self._ip_address, self._port, self.app, threaded=True, request_handler=MotoRequestHandler
+        self._httpd = make_server(host, port, self.app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="embedded aws", daemon=True
         )
-        self._server_ready_event.set()
-        self._server.serve_forever(poll_interval=0.1)  # stop quickly
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
 
 
 class EmbeddedAWS:
