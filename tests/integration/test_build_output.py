@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,3 +70,22 @@ def test_the_runtime_interpreter_has_only_what_lambda_ships() -> None:
     ).stdout
 
     assert found.strip() == "[]"
+
+
+def test_the_layer_ships_byte_code_whose_tracebacks_name_file_and_line() -> None:
+    # The built layer has no sources beside its byte-code; an error in it must still say where it was.
+    layer = BUILD_DIR / "SharedLayer" / "python"
+    failing = "from arcturus.kv import KVNamespace; KVNamespace('t', client=object()).put('', 'v')"
+    crashed = subprocess.run(
+        [str(LAMBDA_PYTHON), "-c", failing],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=Path("/"),
+        env={"PYTHONPATH": str(layer), "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+
+    assert not list(layer.rglob("*.py"))
+    assert crashed.returncode == 1
+    assert re.search(r'File "/opt/python/arcturus/kv\.py", line \d+, in put', crashed.stderr), crashed.stderr
+    assert crashed.stderr.rstrip().endswith("ValueError: key must be a non-empty string")
