@@ -5,6 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
+from arcturus.background import supports_wait_until
 from arcturus.contact import IDEMPOTENCY_KEY_PATTERN, ContactInbox, ContactMessage, idempotency_key
 from arcturus.ratelimit import Rule
 from arcturus.web.docs import RETRY_AFTER, documented, problem_answer
@@ -53,4 +54,5 @@ def contact(
     return json_response(receipt, status=202)
 
 
-handler = lambda_handler(app)
+# The notification is published after the response: the environment is held until that is done.
+handler = supports_wait_until(lambda_handler(app))

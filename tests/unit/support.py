@@ -312,7 +312,11 @@ class Mailbox:
         sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
 
     def received(self) -> list[dict[str, Any]]:
-        """The SNS notifications delivered so far (each has Subject and Message), oldest first."""
+        """The SNS notifications delivered so far (each has Subject and Message), oldest first, once the
+        post-response work queued until now (the contact form publishes there) is done."""
+        from arcturus import background
+
+        background.drain(10)
         notifications = []
         while True:
             answer = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10)

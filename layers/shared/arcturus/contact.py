@@ -12,6 +12,7 @@ again; the same key with a different message is 422; a retry while the first is 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -33,7 +34,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from arcturus import aws
+from arcturus import aws, background
 from arcturus.errors import Contended, InvalidRequest, RequestMismatch, StoreUnavailable
 from arcturus.formats import BLANK, MAX_EMAIL, is_email, iso8601
 from arcturus.kv import KVNamespace
@@ -154,7 +155,9 @@ DAY_S: Final = 86_400
 
 
 class ContactInbox:
-    """Takes contact messages: stores, then announces each one, at most once per Idempotency-Key.
+    """Takes contact messages: stores, then announces each one after the response (``defer``, the
+    post-response queue), at most once per Idempotency-Key. A failed announcement is logged and counted
+    (``ContactNotifyFailed``); the stored message stays the record.
 
     ``sns`` is an SNS client, ``idempotency`` the persistence layer for keyed requests; ``clock``
     (epoch seconds) stamps the messages.
@@ -169,8 +172,10 @@ class ContactInbox:
         idempotency: DynamoDBPersistenceLayer,
         retention_s: int = DEFAULT_RETENTION_DAYS * DAY_S,
         clock: Callable[[], float] = time.time,
+        defer: Callable[[Callable[[], object]], None] = background.wait_until,
     ) -> None:
         self._kv = kv
+        self._defer = defer
         self._retention_s = retention_s
         self._topic_arn = topic_arn
         self._sns = sns
@@ -245,7 +250,8 @@ class ContactInbox:
             json.dumps(record, ensure_ascii=False),
             expiration_ttl=self._retention_s,
         )
-        self._announce(record)
+        # The 202 does not depend on the notification: it is published after the response.
+        self._defer(functools.partial(self._announce, record))
         logger.info("contact message taken", extra={"contactId": message_id})
         return {"id": message_id}
 
@@ -264,3 +270,6 @@ class ContactInbox:
                 extra={"contactId": record["id"], "error": str(error)},
             )
             metrics.add_metric(name="ContactNotifyFailed", unit="Count", value=1)
+            # After the response the handler's own flush is over: publish the count now, not with the
+            # next invocation's metrics (the environment may never get one).
+            metrics.flush_metrics()
