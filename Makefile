@@ -114,8 +114,8 @@ sam-local-check: $(VENV)/.installed build-host  ## sam local invoke + start-api 
 openapi: $(VENV)/.installed  ## regenerate docs/openapi.json from the functions and template.yaml
 	$(PY) -m local openapi --output docs/openapi.json
 
-bench: $(VENV)/.installed  ## per route: init and handler time, DynamoDB requests, layer size, cost (bench/results/latest.json)
-	PYTHONPATH=layers/shared:. $(PY) -m bench
+bench: $(VENV)/.installed $(VENV_LAMBDA)/.installed build-host  ## per route: init and handler time, DynamoDB requests, layer size, cost (bench/results/latest.json)
+	BUILD_DIR=$(BUILD_DIR_HOST) LAMBDA_PYTHON=$(VENV_LAMBDA)/bin/python PYTHONPATH=layers/shared:. $(PY) -m bench
 
 RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath urllib3 python-dateutil six
 lock: $(VENV)/.installed  ## re-lock the layer's and the runtime's trees with hashes (after editing a requirements .in file)

@@ -1,11 +1,13 @@
 """Functions: cold init, warm handler time and DynamoDB requests per request, per function and route.
 
 Cold init is the import of a function's ``app`` module in a new interpreter, timed with
-``time.perf_counter()`` inside it: the environment Lambda gives the function (template.yaml's variables,
-Lambda's own, AWS_ENDPOINT_URL unset, tracing on as ``Tracing: Active`` makes it, so the X-Ray SDK's
-import and patching count), the function's directory first on ``sys.path`` as /var/task is and the layer
-source next as /opt/python is, the interpreter's site-packages standing in for the runtime's boto3 and
-the layer's dependencies. The median of ``INIT_RUNS`` runs, taken in rounds that visit every function
+``time.perf_counter()`` inside it, as Lambda would run it: the runtime's interpreter and libraries only
+(``LAMBDA_PYTHON``, ``.venv-lambda``: boto3/botocore/urllib3 at the runtime's versions, awslambdaric),
+the build output (``BUILD_DIR``, this machine's architecture) with the function's built directory
+first on ``sys.path`` as /var/task is and the built layer next as /opt/python is (byte-code only, pruned,
+as deployed), and the environment Lambda gives the function (template.yaml's variables, Lambda's own,
+AWS_ENDPOINT_URL unset, tracing on as ``Tracing: Active`` makes it, so the X-Ray SDK's import and
+patching count). The median of ``INIT_RUNS`` runs, taken in rounds that visit every function
 once, so a change in the machine's load hits all of them alike; the yardsticks, ``import boto3`` alone
 and the bare resolver (``bench/bare``), are measured the same way in the same rounds. No function calls
 AWS at init (the sources parameter and the warmup secret are read on first use), so init needs no AWS.
@@ -34,6 +36,8 @@ from local.template import FunctionSpec, Template
 
 INIT_RUNS = 5
 BARE_DIR = Path(__file__).parent / "bare"
+BUILD_DIR = ROOT / os.environ.get("BUILD_DIR", ".aws-sam/build-x86_64")
+LAMBDA_PYTHON = ROOT / os.environ.get("LAMBDA_PYTHON", ".venv-lambda/bin/python")
 # Runs in the new interpreter; it leaves without tearing down the modules it imported (not init's work).
 INIT_PROBE = """
 import os, sys, time
@@ -59,7 +63,7 @@ class InitTarget:
     def import_ms(self, environment: dict[str, str]) -> float:
         """One cold init: the import's milliseconds, measured inside a new interpreter."""
         done = subprocess.run(
-            [sys.executable, "-s", "-c", INIT_PROBE, self.module],
+            [str(LAMBDA_PYTHON), "-s", "-c", INIT_PROBE, self.module],
             cwd=self.spec.code_dir,
             env=environment,
             capture_output=True,
@@ -71,22 +75,27 @@ class InitTarget:
         return float(done.stdout.strip().splitlines()[-1])
 
 
-def _init_targets(template: Template) -> list[InitTarget]:
-    """The yardsticks, then every function of the template."""
-    functions = template.functions()
+def _init_targets(template: Template, built: Template) -> list[InitTarget]:
+    """The yardsticks, then every function as built, named by its source directory."""
+    functions = built.functions()
+    directories = {logical_id: spec.code_dir.name for logical_id, spec in template.functions().items()}
     any_function = next(iter(functions.values()))
     reference = dataclasses.replace(any_function, code_dir=BARE_DIR, environment={}, name="bench-reference")
     return [
         InitTarget("import boto3", "boto3", reference),
         InitTarget("bare resolver", "app", reference),
-        *(InitTarget(spec.code_dir.name, "app", spec) for spec in functions.values()),
+        *(InitTarget(directories[logical_id], "app", spec) for logical_id, spec in functions.items()),
     ]
 
 
 def cold_inits(template: Template) -> dict[str, list[float]]:
-    """Every target's init times, ``INIT_RUNS`` rounds over all of them."""
-    targets = _init_targets(template)
-    environments = {target.name: target.environment(template) for target in targets}
+    """Every target's init times, ``INIT_RUNS`` rounds over all of them, on the build output."""
+    built_template = BUILD_DIR / "template.yaml"
+    if not built_template.exists() or not LAMBDA_PYTHON.exists():
+        raise RuntimeError(f"{built_template} or {LAMBDA_PYTHON} is missing: run make build-host venv-lambda")
+    built = Template(built_template)
+    targets = _init_targets(template, built)
+    environments = {target.name: target.environment(built) for target in targets}
     samples: dict[str, list[float]] = {target.name: [] for target in targets}
     for _ in range(INIT_RUNS):
         for target in targets:
