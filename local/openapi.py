@@ -1,7 +1,7 @@
 """The API's OpenAPI 3.1 document, built from the functions' own resolvers and template.yaml.
 
 Each function's Powertools resolver documents its routes: parameters and bodies from the handlers'
-signatures, answers from their ``responses=`` (which name models of ``arcturus.contract``). template.yaml
+signatures, answers from their ``responses=`` (which point at the bodies the routes return). template.yaml
 says which routes API Gateway exposes and which its JWT authorizer guards. The build merges the
 functions' documents into one and adds what no single handler states:
 
@@ -12,8 +12,10 @@ functions' documents into one and adds what no single handler states:
   403 behind the authorizer (401 is API Gateway's own JSON when it refuses the token, problem JSON when
   the token has no verified email); 429 and the RateLimit fields where the route's ``x-rate-limit``
   limits the route;
-- the component schemas: the functions' and ``arcturus.contract``'s, merged by name (one name with two
-  different schemas is an error), pruned to what the paths use; a reference nothing defines is an error.
+- the component schemas: the functions' own (their request models, as Powertools documents them) and
+  those of the bodies the routes point at, made from the classes ``arcturus`` offers under those names
+  (the ``TypedDict`` a route returns, or a pydantic model), merged by name (one name with two different
+  schemas is an error), pruned to what the paths use; a reference nothing defines is an error.
 
 Powertools' ``OpenAPIMerge`` finds handlers by file pattern and lets a later component replace an
 earlier one of the same name; neither fits an API whose routes come from a template and whose shared
@@ -29,6 +31,7 @@ import importlib.util
 import inspect
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 import threading
@@ -109,7 +112,6 @@ def build(template: Template) -> dict[str, Any]:
         for logical_id in dict.fromkeys(route.function for route in routes)
     }
     # Importable now: loading a function put its layers on the path.
-    from arcturus import contract  # noqa: PLC0415
     from arcturus.web import docs, problem  # noqa: PLC0415
 
     shared = _Shared(docs, problem)
@@ -118,12 +120,13 @@ def build(template: Template) -> dict[str, Any]:
     for logical_id, module in modules.items():
         documents[logical_id] = _resolver_document(logical_id, module)
         _merge_schemas(schemas, documents[logical_id].get("components", {}).get("schemas", {}), logical_id)
-    _merge_schemas(schemas, _model_schemas(contract.COMPONENTS, shared.schemas), "arcturus.contract")
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         description = inspect.cleandoc(modules[route.function].__doc__ or "")
         operation = shared.operation(route, documents[route.function], description)
         paths.setdefault(route.path, {})[route.method.lower()] = operation
+    bodies = _layer_bodies(set(_refs(paths, shared.schemas)), documented=set(schemas))
+    _merge_schemas(schemas, _body_schemas(bodies, shared.schemas), "arcturus")
     used = _referenced(paths, schemas, shared.schemas)
     return {
         "openapi": "3.1.0",
@@ -371,12 +374,45 @@ def _absent_not_null(parameter: dict[str, Any]) -> dict[str, Any]:
     return {**kept[0], **{key: value for key, value in schema.items() if key != "anyOf"}}
 
 
-def _model_schemas(models: tuple[Any, ...], prefix: str) -> dict[str, Any]:
-    """The JSON schemas of pydantic ``models`` and of the models they nest, by name."""
-    from pydantic.json_schema import models_json_schema  # noqa: PLC0415 - with the layer's pydantic
+def _layer_bodies(names: set[str], *, documented: set[str]) -> list[type]:
+    """The classes ``arcturus`` offers (its modules' ``__all__``) under ``names`` that describe a body: a
+    ``TypedDict`` or a pydantic model.
 
-    _, definitions = models_json_schema(
-        [(model, "validation") for model in models], ref_template=prefix + "{model}"
+    A name the layer does not offer is left to the functions' own schemas, and so is a pydantic model a
+    function's document already has (Powertools documents a ``Body()`` parameter itself, and renders a
+    default or two differently). Powertools also documents a route's return annotation: that schema
+    must be the one made here, checked on merging. A name the layer offers as two different classes is
+    an error: one name, one schema.
+    """
+    from pydantic import BaseModel  # noqa: PLC0415
+    from typing_extensions import is_typeddict  # noqa: PLC0415
+
+    import arcturus  # noqa: PLC0415 - the layer's, on the path by now
+
+    offered: dict[str, set[type]] = {}
+    for found in pkgutil.walk_packages(arcturus.__path__, "arcturus."):
+        module = importlib.import_module(found.name)
+        for name in set(getattr(module, "__all__", ())) & names:
+            value = getattr(module, name)
+            if isinstance(value, type) and (is_typeddict(value) or issubclass(value, BaseModel)):
+                offered.setdefault(name, set()).add(value)
+    bodies = []
+    for name in sorted(offered):
+        where = sorted(f"{body.__module__}.{body.__qualname__}" for body in offered[name])
+        if len(where) > 1:
+            raise LocalError(f"the document's {name} could be any of {', '.join(where)}: name them apart")
+        body = offered[name].pop()
+        if is_typeddict(body) or name not in documented:
+            bodies.append(body)
+    return bodies
+
+
+def _body_schemas(bodies: list[type], prefix: str) -> dict[str, Any]:
+    """The JSON schemas of ``bodies`` and of the types they nest, by name."""
+    from pydantic import TypeAdapter  # noqa: PLC0415 - with the layer's pydantic
+
+    _, definitions = TypeAdapter.json_schemas(
+        [(body, "validation", TypeAdapter(body)) for body in bodies], ref_template=prefix + "{model}"
     )
     schemas: dict[str, Any] = definitions.get("$defs", {})
     return schemas

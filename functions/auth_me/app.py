@@ -1,7 +1,6 @@
 """GET /api/auth/me: the signed-in user's identity, role, permissions, grants and dashboard profiles."""
 
-from typing import Any
-
+from arcturus.identity import CallerProfile
 from arcturus.web.docs import documented
 from arcturus.web.guards import current_caller, guards, requires
 from arcturus.web.resolver import build_resolver, lambda_handler
@@ -13,9 +12,9 @@ app = build_resolver()
     "/api/auth/me",
     summary="Who am I",
     **guards(requires()),
-    responses={200: documented("CallerProfile", "Identity, role, permissions, grants, dashboard profiles.")},
+    responses={200: documented(CallerProfile, "Identity, role, permissions, grants, dashboard profiles.")},
 )
-def me() -> dict[str, Any]:
+def me() -> CallerProfile:
     return current_caller(app).profile()
 
 

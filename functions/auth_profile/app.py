@@ -1,13 +1,13 @@
 """POST /api/auth/profile: the signed-in user saves their own dashboard profiles."""
 
 from dataclasses import replace
-from typing import Any
 
+from arcturus.identity import CallerProfile
 from arcturus.ratelimit import Rule
 from arcturus.roles import ProfileUpdate, UserNotProvisioned, roles_store
 from arcturus.web.docs import documented, parsed_body
 from arcturus.web.guards import current_caller, guards, limited, requires
-from arcturus.web.problem import Problem
+from arcturus.web.problem import HTTPProblem
 from arcturus.web.resolver import build_resolver, lambda_handler
 
 AUTH_LIMIT = Rule("auth", limit=20, window_s=60)  # the design's limit for POSTs under /api/auth/
@@ -22,18 +22,18 @@ store = roles_store()
     **guards(
         limited(AUTH_LIMIT),
         requires(),
-        openapi_extensions=parsed_body("ProfileUpdate", "Your complete new list of dashboard profiles."),
+        openapi_extensions=parsed_body(ProfileUpdate, "Your complete new list of dashboard profiles."),
     ),
-    responses={200: documented("CallerProfile", "Saved; you as the roles document now has you.")},
+    responses={200: documented(CallerProfile, "Saved; you as the roles document now has you.")},
 )
-def save_profile() -> dict[str, Any]:
+def save_profile() -> CallerProfile:
     # Parsed after requires(): a caller who may not save learns nothing from a validation error.
     update = ProfileUpdate.model_validate_json(app.current_event.decoded_body or "")
     caller = current_caller(app)
     try:
         saved = store.update_user_profiles(caller.email, update.dashboard_profiles)
     except UserNotProvisioned as error:
-        raise Problem(403, f"{caller.email} is no longer provisioned in the roles document.") from error
+        raise HTTPProblem(403, f"{caller.email} is no longer provisioned in the roles document.") from error
     return replace(caller, dashboard_profiles=tuple(saved.dashboard_profiles)).profile()
 
 

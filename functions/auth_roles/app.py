@@ -15,7 +15,7 @@ from arcturus.errors import VersionConflict
 from arcturus.roles import MANAGE_ROLES, RolesDocument, roles_store
 from arcturus.web.docs import documented, parsed_body, problem_answer
 from arcturus.web.guards import guards, requires
-from arcturus.web.problem import Problem
+from arcturus.web.problem import HTTPProblem
 from arcturus.web.resolver import build_resolver, lambda_handler
 from arcturus.web.responses import json_response
 
@@ -33,7 +33,7 @@ ETAG = {
     "/api/auth/roles",
     summary="The roles document",
     middlewares=[requires(MANAGE_ROLES)],
-    responses={200: documented("RolesDocument", "The whole document, as stored.", headers=ETAG)},
+    responses={200: documented(RolesDocument, "The whole document, as stored.", headers=ETAG)},
 )
 def get_roles() -> Response[str]:
     # Strongly consistent, not the memory copy: the ETag an editor gets must be the current one.
@@ -47,13 +47,13 @@ def get_roles() -> Response[str]:
     **guards(
         requires(MANAGE_ROLES),
         openapi_extensions=parsed_body(
-            "RolesDocument",
+            RolesDocument,
             "The whole new document. Every user's role must exist, each key must be its user's email, and "
             "someone must keep '*' or 'manage:roles'.",
         ),
     ),
     responses={
-        200: documented("RolesDocument", "Stored; the ETag is its new version.", headers=ETAG),
+        200: documented(RolesDocument, "Stored; the ETag is its new version.", headers=ETAG),
         412: problem_answer("The document changed since that ETag (or the tag is weak): GET, reapply, PUT."),
         428: problem_answer("No If-Match, or If-Match: *; send the ETag from GET."),
     },
@@ -70,7 +70,7 @@ def put_roles(
         except VersionConflict:
             continue
         return _document_response(stored, new_version)
-    raise Problem(
+    raise HTTPProblem(
         412, "The roles document changed since that ETag: GET it again, reapply your edit, and PUT again."
     )
 
@@ -78,13 +78,15 @@ def put_roles(
 def _if_match(header: str | None) -> list[str]:
     """The versions an If-Match header accepts (strong tags; a bare token is read as one)."""
     if header is None or not header.strip():
-        raise Problem(428, "PUT /api/auth/roles needs If-Match with the ETag from GET /api/auth/roles.")
+        raise HTTPProblem(428, "PUT /api/auth/roles needs If-Match with the ETag from GET /api/auth/roles.")
     tags = [tag.strip() for tag in header.split(",") if tag.strip()]
     if "*" in tags:
-        raise Problem(428, "If-Match: * would overwrite blindly; send the ETag from GET /api/auth/roles.")
+        raise HTTPProblem(428, "If-Match: * would overwrite blindly; send the ETag from GET /api/auth/roles.")
     versions = [tag.strip('"') for tag in tags if not tag.startswith("W/")]
     if not versions:
-        raise Problem(412, "Weak ETags never match If-Match; send the ETag from GET /api/auth/roles as is.")
+        raise HTTPProblem(
+            412, "Weak ETags never match If-Match; send the ETag from GET /api/auth/roles as is."
+        )
     return versions
 
 

@@ -1,8 +1,6 @@
 """POST /api/cache/warmup (``Authorization: Bearer <secret>``) and the EventBridge schedule: ask every
 source and the roles document at once and write the answers to the cache."""
 
-from typing import Any
-
 from arcturus import warmup
 from arcturus.cache import container_cache
 from arcturus.roles import roles_store
@@ -18,7 +16,7 @@ app = build_resolver()
 cache = container_cache()
 
 
-def warm() -> dict[str, Any]:
+def warm() -> warmup.WarmupReport:
     return warmup.run(cache, load_config(), roles_store().refresh)
 
 
@@ -28,12 +26,12 @@ def warm() -> dict[str, Any]:
     security=[{"warmupSecret": []}],
     responses={
         200: documented(
-            "WarmupReport", "What was written to the cache, and what could not be asked or written."
+            warmup.WarmupReport, "What was written to the cache, and what could not be asked or written."
         ),
         401: problem_answer("No bearer token, or not the warmup secret."),
     },
 )
-def warm_now() -> dict[str, Any]:
+def warm_now() -> warmup.WarmupReport:
     require_bearer(app.current_event.headers.get("authorization"), SECRET_ARN)
     return warm()
 

@@ -6,7 +6,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from arcturus.background import supports_wait_until
-from arcturus.contact import IDEMPOTENCY_KEY_PATTERN, ContactInbox, ContactMessage, idempotency_key
+from arcturus.contact import (
+    IDEMPOTENCY_KEY_PATTERN,
+    ContactInbox,
+    ContactMessage,
+    ContactReceipt,
+    idempotency_key,
+)
 from arcturus.ratelimit import Rule
 from arcturus.web.docs import RETRY_AFTER, documented, problem_answer
 from arcturus.web.guards import guards, limited
@@ -25,7 +31,7 @@ inbox = ContactInbox.from_env()
     summary="Send the site owner a message",
     responses={
         202: documented(
-            "ContactReceipt", "Stored and sent on; a retry with its Idempotency-Key gets this again."
+            ContactReceipt, "Stored and sent on; a retry with its Idempotency-Key gets this again."
         ),
         400: problem_answer(
             "Idempotency-Key is not 1 to 255 visible ASCII characters, or the body not UTF-8."

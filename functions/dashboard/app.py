@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from arcturus.background import supports_wait_until
 from arcturus.cache import container_cache
-from arcturus.statusboard import StatusBoard
+from arcturus.statusboard import Dashboard, StatusBoard
 from arcturus.web.cached import CACHED_ANSWER, cached
 from arcturus.web.docs import SOURCE_UNAVAILABLE, documented, problem_answer
 from arcturus.web.guards import current_caller, guards, requires
@@ -24,7 +24,7 @@ board = StatusBoard(container_cache())
     **guards(requires("view:dashboard")),
     responses={
         200: documented(
-            "Dashboard",
+            Dashboard,
             "Each widget with its data, or why it has none; X-Cache is the least fresh.",
             headers=CACHED_ANSWER,
         ),

@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from arcturus.background import supports_wait_until
 from arcturus.cache import container_cache
-from arcturus.statusboard import StatusBoard
+from arcturus.statusboard import StatusBoard, StatusSummary
 from arcturus.web.cached import CACHED_ANSWER, cached
 from arcturus.web.docs import SOURCE_UNAVAILABLE, documented
 from arcturus.web.guards import current_caller, guards, requires
@@ -19,9 +19,7 @@ board = StatusBoard(container_cache())
     summary="Infrastructure summary",
     **guards(requires("view:status")),
     responses={
-        200: documented(
-            "StatusSummary", "Overall state, up/down counts, what is down.", headers=CACHED_ANSWER
-        ),
+        200: documented(StatusSummary, "Overall state, up/down counts, what is down.", headers=CACHED_ANSWER),
         503: SOURCE_UNAVAILABLE,
     },
 )

@@ -162,7 +162,7 @@ class TestRoute:
 
 class TestSessions:
     def test_a_session_ends_24_hours_after_its_last_message(self, chat: PublicChat, clock: Clock) -> None:
-        session_id = chat.answer("hello").session_id
+        session_id = chat.answer("hello")["sessionId"]
         clock.advance(SESSION_TTL_S + 1)
 
         with pytest.raises(ArcturusError) as caught:
@@ -171,19 +171,19 @@ class TestSessions:
         assert answer(caught.value).status == 404
 
     def test_each_message_renews_the_session(self, chat: PublicChat, clock: Clock, kv: KVNamespace) -> None:
-        session_id = chat.answer("hello").session_id
+        session_id = chat.answer("hello")["sessionId"]
         for _ in range(3):
             clock.advance(SESSION_TTL_S - 3600)
             chat.answer("still here", session_id)
 
         [session] = [e for e in kv.list(prefix="session:")["keys"]]
         assert session["expiration"] == int(clock()) + SESSION_TTL_S
-        assert chat.answer("last one", session_id).reply.startswith("[local echo model] Message 5 ")
+        assert chat.answer("last one", session_id)["reply"].startswith("[local echo model] Message 5 ")
 
     def test_session_ids_are_case_insensitive(self, chat: PublicChat) -> None:
-        session_id = chat.answer("hello").session_id
+        session_id = chat.answer("hello")["sessionId"]
 
-        assert chat.answer("again", session_id.upper()).session_id == session_id
+        assert chat.answer("again", session_id.upper())["sessionId"] == session_id
 
     def test_two_messages_at_once_on_one_session_lose_nothing(self, kv: KVNamespace, clock: Clock) -> None:
         other = PublicChat(kv, LocalEchoModel(), clock=clock)
@@ -197,7 +197,7 @@ class TestSessions:
                 return super().reply(history, message)
 
         chat = PublicChat(kv, InterruptedModel(), clock=clock)
-        session_id = chat.answer("first").session_id
+        session_id = chat.answer("first")["sessionId"]
 
         with pytest.raises(ArcturusError) as caught:
             chat.answer("second", session_id)
@@ -213,7 +213,7 @@ class TestBounds:
     ) -> None:
         model = RecordingModel()
         chat = PublicChat(kv, model, clock=clock)
-        session_id = chat.answer("message 0").session_id
+        session_id = chat.answer("message 0")["sessionId"]
         for n in range(1, 30):
             chat.answer(f"message {n}", session_id)
 
@@ -225,7 +225,7 @@ class TestBounds:
 
     def test_history_stays_within_the_byte_bound(self, kv: KVNamespace, clock: Clock) -> None:
         chat = PublicChat(kv, LocalEchoModel(), clock=clock)
-        session_id = chat.answer("x" * 3000).session_id
+        session_id = chat.answer("x" * 3000)["sessionId"]
         for _ in range(10):
             chat.answer("y" * 3000, session_id)
 

@@ -14,6 +14,7 @@ from arcturus.identity import Caller, caller_from, claimed_email, resolve_caller
 from arcturus.roles import parse_document
 from arcturus.web.guards import current_caller, requires
 from arcturus.web.resolver import build_resolver
+from arcturus.web.responses import to_json
 from tests.unit.support import (
     ADMIN,
     DEMO,
@@ -81,7 +82,7 @@ class TestCaller:
         member = caller_from(document, MEMBER)
 
         assert member is not None
-        assert member.profile() == {
+        assert json.loads(to_json(member.profile())) == {
             "email": MEMBER,
             "displayName": "Member",
             "role": "member",

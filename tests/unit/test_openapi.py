@@ -15,17 +15,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pytest
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from arcturus import contract
-from arcturus.cache import TwoTierCache
-from arcturus.chat import ChatReply, ChatRequest
+from arcturus.cache import CacheStatus, TwoTierCache
+from arcturus.chat import ChatReply, ChatRequest, LocalEchoModel, PublicChat
 from arcturus.contact import (
     IDEMPOTENCY_KEY_PATTERN,
     SINGLE_LINE_PATTERN,
@@ -33,13 +32,14 @@ from arcturus.contact import (
     ContactMessage,
     idempotency_key,
 )
-from arcturus.identity import caller_from
+from arcturus.identity import CallerProfile, caller_from
 from arcturus.kv import KVNamespace
 from arcturus.roles import RolesDocument
 from arcturus.sources import SourcesConfig, check_services
-from arcturus.statusboard import services_report, status_summary
-from arcturus.web.problem import Problem
+from arcturus.statusboard import ServicesReport, StatusSummary, services_report, status_summary
+from arcturus.web.problem import HTTPProblem, Problem, ValidationProblem
 from arcturus.web.resolver import build_resolver
+from arcturus.web.responses import to_json
 from local import LocalError
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from local.openapi import build
@@ -50,6 +50,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "docs" / "openapi.json"
 SEED = ROOT / "local" / "seed" / "user-roles.json"
 PROBLEM = "#/components/schemas/Problem"
+Declared = TypeVar("Declared")
+
+
+def on_the_wire(body: type[Declared], value: object) -> Declared:
+    """``value`` as an answer sends it, read back strictly as the ``body`` the route declares (the type
+    its schema is made from): a key it does not list, or a value of another type, fails."""
+    return TypeAdapter(body).validate_json(to_json(value), strict=True)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +185,9 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel
+from typing_extensions import TypedDict
 
+from arcturus.web import problem
 from arcturus.web.docs import documented
 from arcturus.web.resolver import build_resolver
 
@@ -187,10 +196,14 @@ class {name}(BaseModel):
     value: str
 
 
+class Undocumented(TypedDict):
+    value: str
+
+
 app = build_resolver()
 
 
-@app.post("/api/thing", responses={{200: documented("{answer}", "The thing.")}})
+@app.post("/api/thing", responses={{200: documented({answer}, "The thing.")}})
 def thing(body: Annotated[{name}, Body()]) -> dict[str, str]:
     return {{}}
 """
@@ -213,7 +226,7 @@ Resources:
 
 
 def template_of(
-    tmp_path: Path, *, name: str = "Thing", path: str = "/api/thing", answer: str = "Problem"
+    tmp_path: Path, *, name: str = "Thing", path: str = "/api/thing", answer: str = "problem.Problem"
 ) -> Template:
     (tmp_path / "thing").mkdir()
     (tmp_path / "thing" / "app.py").write_text(FUNCTION.format(name=name, answer=answer))
@@ -231,15 +244,15 @@ def test_a_template_of_our_making_is_documented(tmp_path: Path) -> None:
 
 
 def test_a_function_model_that_clashes_with_another_of_its_name_is_an_error(tmp_path: Path) -> None:
-    # This function's Problem is not the problem details of arcturus.contract: one name, one schema.
-    with pytest.raises(LocalError, match=r"schema Problem from arcturus\.contract differs"):
+    # This function's Problem is not the layer's problem details: one name, one schema.
+    with pytest.raises(LocalError, match=r"schema Problem from arcturus differs"):
         build(template_of(tmp_path, name="Problem"))
 
 
 def test_a_reference_to_a_model_nobody_defines_is_an_error(tmp_path: Path) -> None:
-    template = template_of(tmp_path, answer="Nonexistent")
+    template = template_of(tmp_path, answer="Undocumented")
 
-    with pytest.raises(LocalError, match="Nonexistent"):
+    with pytest.raises(LocalError, match="Undocumented"):
         build(template)
 
 
@@ -258,7 +271,7 @@ def upstream() -> Iterator[tuple[DemoServer, str]]:
     server.shutdown()
 
 
-def test_status_and_services_bodies_match_their_models(upstream: tuple[DemoServer, str]) -> None:
+def test_status_and_services_bodies_are_what_the_routes_declare(upstream: tuple[DemoServer, str]) -> None:
     server, base_url = upstream
     server.upstream.set_fault("git", "fail", None)
     checks = check_services(SourcesConfig.model_validate(demo_sources_config(base_url)))
@@ -266,12 +279,22 @@ def test_status_and_services_bodies_match_their_models(upstream: tuple[DemoServe
     summary = status_summary(checks, "2026-01-01T00:00:00Z")
     report = services_report(checks, time.time())
 
-    assert contract.StatusSummary.model_validate_json(json.dumps(summary), strict=True).status == "degraded"
-    parsed = contract.ServicesReport.model_validate_json(json.dumps(report), strict=True)
-    assert {check.status for check in parsed.services} == {"up", "down"}
+    assert on_the_wire(StatusSummary, summary)["status"] == "degraded"
+    parsed = on_the_wire(ServicesReport, report)
+    assert {check["status"] for check in parsed["services"]} == {"up", "down"}
+    assert [check.get("error") is not None for check in parsed["services"]] == [
+        check["status"] == "down" for check in parsed["services"]
+    ]
 
 
-def test_the_caller_and_cache_status_bodies_match_their_models(kv: KVNamespace) -> None:
+def test_a_key_the_declared_body_does_not_list_fails_its_check() -> None:
+    summary = status_summary([], "2026-01-01T00:00:00Z")
+
+    with pytest.raises(ValidationError, match="extra"):
+        on_the_wire(StatusSummary, {**summary, "region": "eu-west-1"})
+
+
+def test_the_caller_and_cache_status_bodies_are_what_the_routes_declare(kv: KVNamespace) -> None:
     document = RolesDocument.model_validate_json(SEED.read_text())
     cache = TwoTierCache(kv)
     cache.put("services", "all", {"services": [], "checkedAt": "2026-01-01T00:00:00Z"})
@@ -279,25 +302,23 @@ def test_the_caller_and_cache_status_bodies_match_their_models(kv: KVNamespace) 
     for email in document.users:
         caller = caller_from(document, email)
         assert caller is not None
-        contract.CallerProfile.model_validate_json(json.dumps(caller.profile()), strict=True)
+        profile = on_the_wire(CallerProfile, caller.profile())
+        assert profile["dashboardProfiles"] == list(document.users[email].dashboard_profiles)
     kv.put("session:00000000-0000-4000-8000-000000000000", "{}")
-    first = contract.CacheStatus.model_validate_json(json.dumps(cache.status(limit=1)), strict=True)
-    assert first.cursor is not None
-    last = contract.CacheStatus.model_validate_json(
-        json.dumps(cache.status(cursor=first.cursor)), strict=True
-    )
-    assert (first.kv_keys, first.other_keys, last.kv_keys, last.cursor) == (
+    first = on_the_wire(CacheStatus, cache.status(limit=1))
+    last = on_the_wire(CacheStatus, cache.status(cursor=first.get("cursor")))
+    assert (first["kvKeys"], first.get("otherKeys"), last["kvKeys"], "cursor" in last) == (
         ["cache:services:all"],
         {"session": 1},
         [],
-        None,
+        False,
     )
 
 
-def test_chat_replies_match_their_model() -> None:
-    reply = ChatReply("6f1c1f0e-3c1b-4b7e-9a53-2b8f6f0c9d11", "Hello.").wire()
+def test_chat_replies_are_what_the_route_declares(kv: KVNamespace) -> None:
+    reply = PublicChat(kv, LocalEchoModel()).answer("Hello.")
 
-    contract.ChatReply.model_validate_json(json.dumps(reply), strict=True)
+    assert on_the_wire(ChatReply, reply)["sessionId"] == reply["sessionId"]
 
 
 class Thing(BaseModel):
@@ -311,7 +332,7 @@ def resolver_answer(**request: Any) -> dict[str, Any]:
     @app.post("/things")
     def things(thing: Annotated[Thing, Body()]) -> dict[str, str]:
         if thing.name == "teapot":
-            raise Problem(418, "Short and stout.")
+            raise HTTPProblem(418, "Short and stout.")
         return {"name": thing.name}
 
     answer: dict[str, Any] = app.resolve(http_event("POST", "/things", **request), FakeContext())
@@ -321,27 +342,27 @@ def resolver_answer(**request: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("request_", "status", "model"),
     [
-        ({"body": {"name": "teapot"}}, 418, contract.Problem),
-        ({"body": {"nom": "x"}}, 422, contract.ValidationProblem),
-        ({"body": "name=x", "headers": {"content-type": "text/plain"}}, 415, contract.Problem),
+        ({"body": {"name": "teapot"}}, 418, Problem),
+        ({"body": {"nom": "x"}}, 422, ValidationProblem),
+        ({"body": "name=x", "headers": {"content-type": "text/plain"}}, 415, Problem),
         # Powertools would parse these, or crash (500) on a multipart type without its boundary.
         (
             {"body": "name=x", "headers": {"content-type": "application/x-www-form-urlencoded"}},
             415,
-            contract.Problem,
+            Problem,
         ),
-        ({"body": "--x\r\n", "headers": {"content-type": "multipart/form-data"}}, 415, contract.Problem),
+        ({"body": "--x\r\n", "headers": {"content-type": "multipart/form-data"}}, 415, Problem),
     ],
     ids=["problem", "invalid", "text", "form", "multipart without boundary"],
 )
 def test_errors_are_the_documented_problems(
-    request_: dict[str, Any], status: int, model: type[BaseModel]
+    request_: dict[str, Any], status: int, model: type[Problem]
 ) -> None:
     answer = resolver_answer(**request_)
 
     assert answer["statusCode"] == status
     assert answer["headers"]["Content-Type"] == "application/problem+json"
-    model.model_validate_json(json.dumps(json_body(answer)), strict=True)
+    on_the_wire(model, json_body(answer))
 
 
 def test_json_bodies_with_a_charset_are_still_read() -> None:

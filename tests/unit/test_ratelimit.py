@@ -16,7 +16,7 @@ from arcturus.kv import KVNamespace
 from arcturus.observability import metrics
 from arcturus.ratelimit import FloodShield, RateLimiter, Rule
 from arcturus.web.guards import guards, limited, requires
-from arcturus.web.problem import Problem
+from arcturus.web.problem import HTTPProblem
 from arcturus.web.resolver import build_resolver
 from tests.conftest import Clock
 from tests.unit.support import (
@@ -306,7 +306,7 @@ class TestMiddleware:
 
         @app.post("/api/public/chat", **guards(limited(CHAT)))
         def chat() -> dict[str, str]:
-            raise Problem(404, "No such chat session.")
+            raise HTTPProblem(404, "No such chat session.")
 
         @app.post("/api/auth/profile", **guards(limited(AUTH), requires()))
         def profile() -> dict[str, str]:

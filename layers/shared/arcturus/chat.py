@@ -25,6 +25,7 @@ from typing import Annotated, Any, Final, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypedDict
 
 from arcturus import aws
 from arcturus.errors import (
@@ -35,7 +36,7 @@ from arcturus.errors import (
     UpstreamFailed,
     VersionConflict,
 )
-from arcturus.formats import BLANK, iso8601
+from arcturus.formats import BLANK, iso8601, wire_body
 from arcturus.kv import KVNamespace
 from arcturus.observability import logger, metrics
 from arcturus.settings import settings
@@ -98,13 +99,10 @@ class Turn:
     text: str
 
 
-@dataclass(frozen=True)
-class ChatReply:
-    session_id: str
+@wire_body
+class ChatReply(TypedDict):
+    sessionId: Annotated[str, Field(description="Send it back as sessionId to continue the conversation.")]
     reply: str
-
-    def wire(self) -> dict[str, str]:
-        return {"sessionId": self.session_id, "reply": self.reply}
 
 
 class ChatModel(Protocol):
@@ -208,7 +206,7 @@ class PublicChat:
         reply = self._model.reply(history, message)
         turns = bounded([*history, Turn("user", message), Turn("assistant", reply)])
         self._save(session_id, turns, version, created)
-        return ChatReply(session_id, reply)
+        return {"sessionId": session_id, "reply": reply}
 
     def _save(self, session_id: str, turns: list[Turn], version: str | None, created: str) -> None:
         now = self._now()

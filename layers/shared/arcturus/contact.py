@@ -33,10 +33,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypedDict
 
 from arcturus import aws, background
 from arcturus.errors import Contended, InvalidRequest, RequestMismatch, StoreUnavailable
-from arcturus.formats import BLANK, MAX_EMAIL, is_email, iso8601
+from arcturus.formats import BLANK, MAX_EMAIL, is_email, iso8601, wire_body
 from arcturus.kv import KVNamespace
 from arcturus.kvstore import idempotency_layout
 from arcturus.observability import logger, metrics
@@ -56,6 +57,7 @@ __all__ = [
     "TEXT_PATTERN",
     "ContactInbox",
     "ContactMessage",
+    "ContactReceipt",
     "idempotency_key",
 ]
 
@@ -154,6 +156,11 @@ def idempotency_key(header: str | None) -> str | None:
 DAY_S: Final = 86_400
 
 
+@wire_body
+class ContactReceipt(TypedDict):
+    id: Annotated[str, Field(description="The stored message's id.")]
+
+
 class ContactInbox:
     """Takes contact messages: stores, then announces each one after the response (``defer``, the
     post-response queue), at most once per Idempotency-Key. A failed announcement is logged and counted
@@ -215,8 +222,8 @@ class ContactInbox:
 
     def accept(
         self, message: ContactMessage, *, key: str | None = None, context: LambdaContext | None = None
-    ) -> dict[str, str]:
-        """Take ``message`` and return ``{"id": ...}``; with ``key``, a repeat returns the first answer.
+    ) -> ContactReceipt:
+        """Take ``message`` and return its receipt; with ``key``, a repeat returns the first answer.
 
         ``context`` lets an interrupted first attempt be retried once the invocation that ran it is over.
         """
@@ -225,7 +232,7 @@ class ContactInbox:
         if context is not None:
             self._config.register_lambda_context(context)
         try:
-            receipt: dict[str, str] = self._deliver_once(
+            receipt: ContactReceipt = self._deliver_once(
                 request={"key": key, "message": message.model_dump(mode="json")}
             )
         except IdempotencyValidationError as error:
@@ -238,10 +245,10 @@ class ContactInbox:
             raise StoreUnavailable(f"idempotency record: {error}") from error
         return receipt
 
-    def _deliver_request(self, request: dict[str, Any]) -> dict[str, str]:
+    def _deliver_request(self, request: dict[str, Any]) -> ContactReceipt:
         return self._deliver(ContactMessage.model_validate(request["message"]))
 
-    def _deliver(self, message: ContactMessage) -> dict[str, str]:
+    def _deliver(self, message: ContactMessage) -> ContactReceipt:
         message_id = str(uuid.uuid4())
         received = iso8601(self._clock(), "milliseconds")
         record = {"id": message_id, "receivedAt": received, **message.model_dump(mode="json")}

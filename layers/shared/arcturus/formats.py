@@ -1,5 +1,6 @@
-"""Value formats more than one module speaks: timestamps, email addresses, whitespace, and the base of
-the JSON models (camelCase on the wire, nothing unknown accepted)."""
+"""Value formats more than one module speaks: timestamps, email addresses, whitespace, the base of the
+JSON models a function reads (camelCase on the wire, nothing unknown accepted), and the mark of the
+JSON bodies it answers (``wire_body``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import re
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, with_config
 from pydantic.alias_generators import to_camel
 
-__all__ = ["BLANK", "MAX_EMAIL", "WireModel", "is_email", "iso8601"]
+__all__ = ["BLANK", "MAX_EMAIL", "WireModel", "is_email", "iso8601", "wire_body"]
 
 BLANK: Final = r" \t\n\v\f\r\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 """Unicode White_Space (what pydantic's ``strip_whitespace`` strips) as the inside of a regex character
@@ -45,3 +46,10 @@ class WireModel(BaseModel):
     refused, instances immutable."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+wire_body: Final = with_config(ConfigDict(extra="forbid"))
+"""The mark of a body a route answers, a ``TypedDict`` whose keys are the wire's camelCase names: the
+builders return it (mypy checks every key), and the OpenAPI build makes its schema, which refuses any
+key it does not list. A TypedDict costs a function's init microseconds where a model class costs
+milliseconds, and a body needs no validation on the way out."""

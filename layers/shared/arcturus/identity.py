@@ -11,15 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from arcturus.errors import NotPermitted, NotSignedIn
+from arcturus.formats import wire_body
 from arcturus.observability import logger
 from arcturus.roles import ADMIN_PERMISSION, DashboardProfile, RolesDocument, grants, roles_store
 from arcturus.settings import settings
 
 __all__ = [
     "Caller",
+    "CallerProfile",
     "authorize",
     "caller_from",
     "claimed_email",
@@ -28,6 +33,20 @@ __all__ = [
 
 Event = Mapping[str, Any]
 """An HTTP API (payload format 2.0) event, as Lambda passes it."""
+
+
+@wire_body
+class CallerProfile(TypedDict):
+    """The signed-in user as the roles document describes them."""
+
+    email: str
+    displayName: Annotated[str, Field(description="From the roles document, else the email's local part.")]
+    role: str
+    permissions: list[str]
+    services: list[str]
+    features: list[str]
+    sites: list[str]
+    dashboardProfiles: list[DashboardProfile]
 
 
 @dataclass(frozen=True)
@@ -52,8 +71,9 @@ class Caller:
         """Holds ``*``: every permission, and exempt from rate limits."""
         return ADMIN_PERMISSION in self.permissions
 
-    def profile(self) -> dict[str, Any]:
-        """What ``GET /api/auth/me`` answers: identity, role, permissions, grants and dashboards."""
+    def profile(self) -> CallerProfile:
+        """What ``GET /api/auth/me`` answers: identity, role, permissions, grants and dashboards (the
+        dashboard profiles as the roles document's models: the answer's encoder writes them out)."""
         return {
             "email": self.email,
             "displayName": self.display_name,
@@ -62,7 +82,7 @@ class Caller:
             "services": list(self.services),
             "features": list(self.features),
             "sites": list(self.sites),
-            "dashboardProfiles": [p.model_dump(mode="json", by_alias=True) for p in self.dashboard_profiles],
+            "dashboardProfiles": list(self.dashboard_profiles),
         }
 
 

@@ -24,18 +24,19 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, Literal, NotRequired, TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import AfterValidator, Field, ValidationError
+from typing_extensions import TypedDict
 
 from arcturus import aws
 from arcturus.container import per_container
 from arcturus.errors import ArcturusError
-from arcturus.formats import WireModel, iso8601
+from arcturus.formats import WireModel, iso8601, wire_body
 from arcturus.roles import Widget
 from arcturus.settings import settings
 
@@ -49,6 +50,7 @@ __all__ = [
     "SOURCES_CONFIG_ENV",
     "SOURCES_PARAMETER_ENV",
     "USER_AGENT",
+    "ServiceCheck",
     "ServiceSource",
     "SourceError",
     "SourcesConfig",
@@ -241,31 +243,56 @@ def _release(response: urllib3.BaseHTTPResponse, *, drain: bool) -> None:
         response.release_conn()
 
 
-def check_service(service: ServiceSource, *, clock: Callable[[], float] = time.time) -> dict[str, Any]:
-    """Health-check ``service``: ``{"id", "name", "status": "up"|"down", "statusCode", "latencyMs",
-    "checkedAt"}`` plus ``"error"`` when down. Never raises: a down service is what a check reports."""
-    checked: dict[str, Any] = {"id": service.id, "name": service.name, "checkedAt": iso8601(clock())}
+@wire_body
+class ServiceCheck(TypedDict):
+    """One health check; ``error`` only when the service is down."""
+
+    id: str
+    name: str
+    status: Literal["up", "down"]
+    statusCode: Annotated[
+        int | None, Field(description="The service's HTTP status; null when it did not answer.")
+    ]
+    latencyMs: int | None
+    checkedAt: str
+    error: NotRequired[str]
+
+
+def check_service(service: ServiceSource, *, clock: Callable[[], float] = time.time) -> ServiceCheck:
+    """Health-check ``service``. Never raises: a down service is what a check reports."""
+    checked_at = iso8601(clock())
     started = time.monotonic()
     try:
         response = _get(service.url, service.timeout_ms)
     except (urllib3.exceptions.HTTPError, OSError) as error:
         latency = round((time.monotonic() - started) * 1000)
-        return checked | {
-            "status": "down",
-            "statusCode": None,
-            "latencyMs": latency,
-            "error": _reason(error, service.timeout_ms),
-        }
+        return _down(service, checked_at, None, latency, _reason(error, service.timeout_ms))
     latency = round((time.monotonic() - started) * 1000)
     _release(response, drain=True)
     if response.status >= 400:
-        return checked | {
-            "status": "down",
-            "statusCode": response.status,
-            "latencyMs": latency,
-            "error": f"HTTP {response.status}",
-        }
-    return checked | {"status": "up", "statusCode": response.status, "latencyMs": latency}
+        return _down(service, checked_at, response.status, latency, f"HTTP {response.status}")
+    return {
+        "id": service.id,
+        "name": service.name,
+        "status": "up",
+        "statusCode": response.status,
+        "latencyMs": latency,
+        "checkedAt": checked_at,
+    }
+
+
+def _down(
+    service: ServiceSource, checked_at: str, status_code: int | None, latency_ms: int | None, error: str
+) -> ServiceCheck:
+    return {
+        "id": service.id,
+        "name": service.name,
+        "status": "down",
+        "statusCode": status_code,
+        "latencyMs": latency_ms,
+        "checkedAt": checked_at,
+        "error": error,
+    }
 
 
 def fetch_widget(name: str, widget: WidgetSource) -> Any:
@@ -317,7 +344,7 @@ def gather(tasks: Mapping[str, Callable[[], T]], timeout_s: float) -> dict[str, 
     return results
 
 
-def check_services(config: SourcesConfig) -> list[dict[str, Any]]:
+def check_services(config: SourcesConfig) -> list[ServiceCheck]:
     """Health-check every configured service at once, in configuration order."""
     checks = gather(
         {service.id: functools.partial(check_service, service) for service in config.services},
@@ -326,16 +353,9 @@ def check_services(config: SourcesConfig) -> list[dict[str, Any]]:
     return [as_check(service, checks[service.id]) for service in config.services]
 
 
-def as_check(service: ServiceSource, result: dict[str, Any] | Exception) -> dict[str, Any]:
+def as_check(service: ServiceSource, result: ServiceCheck | Exception) -> ServiceCheck:
     """A check result as ``gather`` gave it: a check that ran out of time is a down service."""
     if not isinstance(result, Exception):
         return result
-    return {
-        "id": service.id,
-        "name": service.name,
-        "checkedAt": iso8601(time.time()),
-        "status": "down",
-        "statusCode": None,
-        "latencyMs": None,
-        "error": result.reason if isinstance(result, SourceError) else str(result),
-    }
+    error = result.reason if isinstance(result, SourceError) else str(result)
+    return _down(service, iso8601(time.time()), None, None, error)

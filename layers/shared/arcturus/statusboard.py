@@ -18,22 +18,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Annotated, Any, Final, Generic, Literal, NamedTuple, TypeVar
+
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from arcturus import sources
 from arcturus.cache import Cached, CacheState, Lookup, TwoTierCache
 from arcturus.errors import NotFound, SourceUnavailable
-from arcturus.formats import iso8601
-from arcturus.roles import GRANT_ALL, DashboardProfile
-from arcturus.sources import SourceError, SourcesConfig
+from arcturus.formats import iso8601, wire_body
+from arcturus.roles import GRANT_ALL, DashboardProfile, Widget
+from arcturus.sources import ServiceCheck, SourceError, SourcesConfig
 
 __all__ = [
     "DASHBOARD",
     "RETRY_AFTER_S",
     "SERVICES",
     "ConfigLoader",
+    "Dashboard",
+    "DownService",
+    "ProfileRef",
+    "ServiceCounts",
+    "ServicesReport",
     "StatusBoard",
+    "StatusSummary",
     "View",
+    "WidgetData",
+    "WidgetError",
     "granted",
     "reason",
     "services_report",
@@ -48,12 +59,74 @@ RETRY_AFTER_S: Final = 30
 ConfigLoader = Callable[[], SourcesConfig]
 
 
-def services_report(checks: list[dict[str, Any]], checked_at: float) -> dict[str, Any]:
+@wire_body
+class ServicesReport(TypedDict):
+    services: list[ServiceCheck]
+    checkedAt: str
+
+
+@wire_body
+class ServiceCounts(TypedDict):
+    total: Annotated[int, Field(ge=0)]
+    up: Annotated[int, Field(ge=0)]
+    down: Annotated[int, Field(ge=0)]
+
+
+@wire_body
+class DownService(TypedDict):
+    id: str
+    name: str
+    error: str | None
+
+
+@wire_body
+class StatusSummary(TypedDict):
+    """The infrastructure summary: ``operational`` when every service is up, ``outage`` when none is."""
+
+    status: Literal["operational", "degraded", "outage", "unknown"]
+    services: ServiceCounts
+    down: list[DownService]
+    averageLatencyMs: Annotated[int | None, Field(description="Mean latency of the services that are up.")]
+    checkedAt: str
+
+
+@wire_body
+class ProfileRef(TypedDict):
+    id: str
+    name: str
+
+
+@wire_body
+class WidgetData(TypedDict):
+    id: Widget
+    data: Annotated[Any, Field(description="The widget's upstream JSON, as it answered.")]
+    fetchedAt: str
+    cache: CacheState
+
+
+@wire_body
+class WidgetError(TypedDict):
+    id: Widget
+    error: Annotated[
+        str, Field(description="Why its source gave nothing (the other widgets may still have data).")
+    ]
+
+
+@wire_body
+class Dashboard(TypedDict):
+    """The widgets of one of the caller's dashboard profiles; ``profile`` is null when they have none."""
+
+    profile: ProfileRef | None
+    profiles: list[ProfileRef]
+    widgets: list[WidgetData | WidgetError]
+
+
+def services_report(checks: list[ServiceCheck], checked_at: float) -> ServicesReport:
     """The value of ``cache:services:all``."""
     return {"services": checks, "checkedAt": iso8601(checked_at)}
 
 
-def granted(checks: list[dict[str, Any]], grants: Sequence[str]) -> list[dict[str, Any]]:
+def granted(checks: list[ServiceCheck], grants: Sequence[str]) -> list[ServiceCheck]:
     """The checks of the services ``grants`` lists by id (``*``: every one), in their order."""
     if GRANT_ALL in grants:
         return checks
@@ -61,11 +134,12 @@ def granted(checks: list[dict[str, Any]], grants: Sequence[str]) -> list[dict[st
     return [check for check in checks if check["id"] in allowed]
 
 
-def status_summary(checks: list[dict[str, Any]], checked_at: str) -> dict[str, Any]:
+def status_summary(checks: list[ServiceCheck], checked_at: str) -> StatusSummary:
     """What ``/api/status`` answers over ``checks``: ``operational`` when every service is up,
     ``outage`` when none is, ``degraded`` in between, ``unknown`` with no service to show."""
     down = [check for check in checks if check["status"] != "up"]
     up = len(checks) - len(down)
+    overall: Literal["operational", "degraded", "outage", "unknown"]
     if not checks:
         overall = "unknown"
     elif not down:
@@ -74,7 +148,7 @@ def status_summary(checks: list[dict[str, Any]], checked_at: str) -> dict[str, A
         overall = "outage"
     else:
         overall = "degraded"
-    latencies = [check["latencyMs"] for check in checks if check["status"] == "up"]
+    latencies = [c["latencyMs"] for c in checks if c["status"] == "up" and c["latencyMs"] is not None]
     return {
         "status": overall,
         "services": {"total": len(checks), "up": up, "down": len(down)},
@@ -84,10 +158,13 @@ def status_summary(checks: list[dict[str, Any]], checked_at: str) -> dict[str, A
     }
 
 
-class View(NamedTuple):
+Body = TypeVar("Body", StatusSummary, ServicesReport, Dashboard)
+
+
+class View(NamedTuple, Generic[Body]):
     """A cached route's answer: the body, and how the cache served it (the least fresh part)."""
 
-    body: dict[str, Any]
+    body: Body
     state: CacheState
 
 
@@ -112,17 +189,17 @@ class StatusBoard:
         self._cache = cache
         self._config = config
 
-    def status(self, grants: Sequence[str]) -> View:
+    def status(self, grants: Sequence[str]) -> View[StatusSummary]:
         """The summary over the services ``grants`` lists."""
         report = self._services()
         visible = granted(report.value["services"], grants)
         return View(status_summary(visible, report.value["checkedAt"]), report.state)
 
-    def services(self, grants: Sequence[str]) -> View:
+    def services(self, grants: Sequence[str]) -> View[ServicesReport]:
         """The checks of the services ``grants`` lists."""
         report = self._services()
         visible = granted(report.value["services"], grants)
-        return View(report.value | {"services": visible}, report.state)
+        return View({"services": visible, "checkedAt": report.value["checkedAt"]}, report.state)
 
     def _services(self) -> Cached:
         try:
@@ -130,13 +207,13 @@ class StatusBoard:
         except SourceUnavailable as error:
             raise unavailable(error) from error
 
-    def dashboard(self, profiles: Sequence[DashboardProfile], profile_id: str | None) -> View:
+    def dashboard(self, profiles: Sequence[DashboardProfile], profile_id: str | None) -> View[Dashboard]:
         """The widgets of ``profile_id`` (default: the first profile), each with its data or its error.
 
         503 only when every widget failed; the answer's ``X-Cache`` is its least fresh widget's state.
         """
         profile = _choose(profiles, profile_id)
-        listing = [{"id": p.id, "name": p.name} for p in profiles]
+        listing: list[ProfileRef] = [{"id": p.id, "name": p.name} for p in profiles]
         if profile is None:
             return View({"profile": None, "profiles": listing, "widgets": []}, CacheState.HIT)
         widgets = list(dict.fromkeys(profile.widgets))
@@ -150,7 +227,7 @@ class StatusBoard:
         failed = [r for r in results.values() if isinstance(r, SourceUnavailable)]
         if widgets and len(failed) == len(widgets):
             raise unavailable(failed[0])
-        body = {
+        body: Dashboard = {
             "profile": {"id": profile.id, "name": profile.name},
             "profiles": listing,
             "widgets": [_widget(w, results[w]) for w in profile.widgets],
@@ -159,7 +236,7 @@ class StatusBoard:
         worst = next((s for s in (CacheState.MISS, CacheState.STALE) if s in states), CacheState.HIT)
         return View(body, worst)
 
-    def _check(self) -> tuple[list[dict[str, Any]], float]:
+    def _check(self) -> tuple[list[ServiceCheck], float]:
         checked_at = time.time()
         return sources.check_services(self._config()), checked_at
 
@@ -183,12 +260,7 @@ def _choose(profiles: Sequence[DashboardProfile], profile_id: str | None) -> Das
     raise NotFound(f"You have no dashboard profile {profile_id!r} (yours: {known}).")
 
 
-def _widget(widget: str, result: Cached | SourceUnavailable) -> dict[str, Any]:
+def _widget(widget: Widget, result: Cached | SourceUnavailable) -> WidgetData | WidgetError:
     if isinstance(result, SourceUnavailable):
         return {"id": widget, "error": reason(result)}
-    return {
-        "id": widget,
-        "data": result.value,
-        "fetchedAt": result.fetched_at_iso,
-        "cache": result.state.value,
-    }
+    return {"id": widget, "data": result.value, "fetchedAt": result.fetched_at_iso, "cache": result.state}

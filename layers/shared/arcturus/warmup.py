@@ -13,23 +13,42 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from arcturus import sources
 from arcturus.cache import TwoTierCache
+from arcturus.formats import wire_body
 from arcturus.observability import logger, metrics
 from arcturus.sources import SourceError, SourcesConfig
 from arcturus.statusboard import DASHBOARD, SERVICES, services_report
 
-__all__ = ["ROLES", "WRITE_TIMEOUT_S", "run"]
+__all__ = ["ROLES", "WRITE_TIMEOUT_S", "FailedSource", "WarmupReport", "run"]
 
 ROLES: Final = "roles"
 WRITE_TIMEOUT_S: Final = 5.0
 """How long the KV writes of a run may take (all at once), DynamoDB's own retries included."""
 
 
-def run(cache: TwoTierCache, config: SourcesConfig, refresh_roles: Callable[[], object]) -> dict[str, Any]:
-    """Warm every cache entry: ``{"warmed": [...], "failed": [{"source", "error"}], "durationMs"}``."""
+@wire_body
+class FailedSource(TypedDict):
+    source: Annotated[str, Field(description="service:<id>, dashboard:<widget>, status, services or roles.")]
+    error: str
+
+
+@wire_body
+class WarmupReport(TypedDict):
+    """What one warmup run wrote (``warmed``) and what it could not ask or write (``failed``)."""
+
+    warmed: list[str]
+    failed: list[FailedSource]
+    durationMs: Annotated[int, Field(ge=0)]
+
+
+def run(cache: TwoTierCache, config: SourcesConfig, refresh_roles: Callable[[], object]) -> WarmupReport:
+    """Warm every cache entry; report what was written and what failed."""
     started = time.monotonic()
     checked_at = time.time()
     asks: dict[str, Callable[[], Any]] = {
@@ -43,7 +62,9 @@ def run(cache: TwoTierCache, config: SourcesConfig, refresh_roles: Callable[[], 
     answers = sources.gather(asks, config.timeout_s + sources.GATHER_MARGIN_S)
 
     checks = [sources.as_check(s, answers[f"service:{s.id}"]) for s in config.services]
-    failed = [{"source": f"service:{c['id']}", "error": c["error"]} for c in checks if c["status"] != "up"]
+    failed: list[FailedSource] = [
+        {"source": f"service:{c['id']}", "error": c["error"]} for c in checks if c["status"] != "up"
+    ]
     writes: dict[str, Callable[[], None]] = {
         SERVICES[0]: functools.partial(cache.put, *SERVICES, services_report(checks, checked_at)),
     }
@@ -63,8 +84,12 @@ def run(cache: TwoTierCache, config: SourcesConfig, refresh_roles: Callable[[], 
 
     if failed:
         metrics.add_metric(name="SourceError", unit="Count", value=len(failed))
-    result = {"warmed": warmed, "failed": failed, "durationMs": round((time.monotonic() - started) * 1000)}
-    logger.info("cache warmed", extra=result)
+    result: WarmupReport = {
+        "warmed": warmed,
+        "failed": failed,
+        "durationMs": round((time.monotonic() - started) * 1000),
+    }
+    logger.info("cache warmed", extra=dict(result))
     return result
 
 

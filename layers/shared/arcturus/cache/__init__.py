@@ -9,8 +9,8 @@ Callers import from here.
 """
 
 from arcturus.cache.leases import LEASE_S, Lease, LeaseHeld, RefreshLeases
-from arcturus.cache.memory import MEMORY_MAX_BYTES, MEMORY_MAX_ENTRIES, Entry, MemoryTier
-from arcturus.cache.status import COUNT_BUDGET_S, SHOWN_PREFIXES, STATUS_PAGE
+from arcturus.cache.memory import MEMORY_MAX_BYTES, MEMORY_MAX_ENTRIES, Entry, MemoryCacheStats, MemoryTier
+from arcturus.cache.status import COUNT_BUDGET_S, SHOWN_PREFIXES, STATUS_PAGE, CacheStatus
 from arcturus.cache.swr import (
     FRESH_FOR_S,
     MEMORY_FRESH_S,
@@ -38,11 +38,13 @@ __all__ = [
     "STATUS_PAGE",
     "WAIT_FOR_REFRESH_S",
     "CacheState",
+    "CacheStatus",
     "Cached",
     "Entry",
     "Lease",
     "LeaseHeld",
     "Lookup",
+    "MemoryCacheStats",
     "MemoryTier",
     "RefreshLeases",
     "TwoTierCache",

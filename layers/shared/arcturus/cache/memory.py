@@ -5,11 +5,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from arcturus.formats import iso8601
+from pydantic import Field
+from typing_extensions import TypedDict
 
-__all__ = ["MEMORY_MAX_BYTES", "MEMORY_MAX_ENTRIES", "Entry", "MemoryTier"]
+from arcturus.formats import iso8601, wire_body
+
+__all__ = ["MEMORY_MAX_BYTES", "MEMORY_MAX_ENTRIES", "Entry", "MemoryCacheStats", "MemoryTier"]
 
 MEMORY_MAX_ENTRIES: Final = 256
 MEMORY_MAX_BYTES: Final = 8 * 1024 * 1024
@@ -23,6 +26,15 @@ class Entry:
     fetched_at: float
     checked_at: float
     size: int
+
+
+@wire_body
+class MemoryCacheStats(TypedDict):
+    keys: Annotated[int, Field(ge=0)]
+    oldestEntry: Annotated[
+        str | None, Field(description="ISO 8601 fetch time of the oldest entry; null when empty.")
+    ]
+    newestEntry: str | None
 
 
 class MemoryTier:
@@ -66,8 +78,8 @@ class MemoryTier:
     def bytes(self) -> int:
         return self._bytes
 
-    def stats(self) -> dict[str, Any]:
-        """``{"keys", "oldestEntry", "newestEntry"}``: count, and ISO 8601 fetch times (null when empty)."""
+    def stats(self) -> MemoryCacheStats:
+        """How many entries the tier holds, and the fetch times of its oldest and newest."""
         with self._lock:
             times = [entry.fetched_at for entry in self._entries.values()]
         return {

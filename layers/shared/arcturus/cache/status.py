@@ -9,17 +9,44 @@ import collections
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Annotated, Final, NotRequired
 
+from pydantic import Field
+from typing_extensions import TypedDict
+
+from arcturus.cache.memory import MemoryCacheStats
+from arcturus.formats import wire_body
 from arcturus.kv import MAX_LIST_LIMIT, KVNamespace
 
-__all__ = ["COUNT_BUDGET_S", "SHOWN_PREFIXES", "STATUS_PAGE", "KeyCensus", "listed_page"]
+__all__ = ["COUNT_BUDGET_S", "SHOWN_PREFIXES", "STATUS_PAGE", "CacheStatus", "KeyCensus", "listed_page"]
 
 SHOWN_PREFIXES: Final = ("cache:", "data:")
 """The key classes ``/api/cache/status`` names: what the cache and the roles document hold."""
 STATUS_PAGE: Final = 200
 COUNT_BUDGET_S: Final = 2.0
 """How long one status request spends counting the other keys (a Query page is ~10 ms)."""
+
+
+@wire_body
+class CacheStatus(TypedDict):
+    """The answering container's memory tier, one page of the cache's and the roles' KV keys, and (on the
+    first page) how many other keys there are per class; their names are never shown."""
+
+    memoryCache: MemoryCacheStats
+    kvKeys: Annotated[list[str], Field(description="cache: and data: keys, in order.")]
+    cursor: NotRequired[Annotated[str, Field(description="Present while more keys remain: send it back.")]]
+    otherKeys: NotRequired[
+        Annotated[
+            dict[str, int],
+            Field(description="First page only: keys of every other class (rate, session, ...), counted."),
+        ]
+    ]
+    otherKeysComplete: NotRequired[
+        Annotated[
+            bool,
+            Field(description="First page only: false when counting stopped at its time budget (a floor)."),
+        ]
+    ]
 
 
 class KeyCensus:
@@ -33,14 +60,14 @@ class KeyCensus:
         self._clock = clock
         self._counted: tuple[float, dict[str, int], bool] | None = None
 
-    def counts(self) -> dict[str, Any]:
-        """``{"otherKeys": {class: count}, "otherKeysComplete": bool}`` (false: the budget ran out)."""
+    def counts(self) -> tuple[dict[str, int], bool]:
+        """The count per class, and whether counting finished (false: the budget ran out)."""
         now = self._clock()
         counted = self._counted
         if counted is None or now - counted[0] >= self._keep_s:
             counted = (now, *_count_other_keys(self._kv))
             self._counted = counted
-        return {"otherKeys": counted[1], "otherKeysComplete": counted[2]}
+        return counted[1], counted[2]
 
 
 def listed_page(

@@ -39,7 +39,7 @@ from typing import Any, Final
 from arcturus import background
 from arcturus.cache.leases import LEASE_S, LeaseHeld, RefreshLeases
 from arcturus.cache.memory import Entry, MemoryTier
-from arcturus.cache.status import SHOWN_PREFIXES, STATUS_PAGE, KeyCensus, listed_page
+from arcturus.cache.status import SHOWN_PREFIXES, STATUS_PAGE, CacheStatus, KeyCensus, listed_page
 from arcturus.container import per_container
 from arcturus.errors import SourceUnavailable, StoreUnavailable
 from arcturus.formats import iso8601
@@ -236,7 +236,7 @@ class TwoTierCache:
         self._remember(key, value, fetched_at, text)
         self._kv.put(key, text, expiration_ttl=self._stale_bound_s)
 
-    def status(self, *, cursor: str | None = None, limit: int = STATUS_PAGE) -> dict[str, Any]:
+    def status(self, *, cursor: str | None = None, limit: int = STATUS_PAGE) -> CacheStatus:
         """What ``GET /api/cache/status`` answers: this container's memory tier, one page of the KV keys
         the cache and the roles hold (``cache:`` and ``data:``), and ``cursor`` while more remain; the
         first page also counts the other keys per class (``arcturus.cache.status``).
@@ -246,11 +246,11 @@ class TwoTierCache:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise ValueError(f"limit must be 1 to {MAX_LIST_LIMIT}")
         names, next_cursor = listed_page(self._kv, SHOWN_PREFIXES, cursor, limit)
-        answer: dict[str, Any] = {"memoryCache": self.memory.stats(), "kvKeys": names}
+        answer: CacheStatus = {"memoryCache": self.memory.stats(), "kvKeys": names}
         if next_cursor is not None:
             answer["cursor"] = next_cursor
         if cursor is None:
-            answer |= self._census.counts()
+            answer["otherKeys"], answer["otherKeysComplete"] = self._census.counts()
         return answer
 
     # -- internals -------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from arcturus.errors import (
     UpstreamFailed,
 )
 from arcturus.observability import logger, metrics
-from arcturus.web.problem import Problem
+from arcturus.web.problem import HTTPProblem
 
 __all__ = ["ANSWERS", "BEARER_CHALLENGE", "Answer", "problem_for"]
 
@@ -55,7 +55,7 @@ ANSWERS: Final[dict[type[ArcturusError], Answer]] = {
 }
 
 
-def problem_for(error: ArcturusError) -> Problem | None:
+def problem_for(error: ArcturusError) -> HTTPProblem | None:
     """The answer to ``error`` (with ``Retry-After`` when it has one), or None when the table has none."""
     answer = next((ANSWERS[cls] for cls in type(error).__mro__ if cls in ANSWERS), None)
     if answer is None:
@@ -66,4 +66,4 @@ def problem_for(error: ArcturusError) -> Problem | None:
     headers = dict(answer.headers)
     if error.retry_after_s is not None:
         headers["Retry-After"] = str(error.retry_after_s)
-    return Problem(answer.status, answer.detail or str(error), title=answer.title, headers=headers)
+    return HTTPProblem(answer.status, answer.detail or str(error), title=answer.title, headers=headers)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import Response
 
 from arcturus.cache import CacheState
 from arcturus.web.docs import JSON, ResponseHeaders
+from arcturus.web.responses import to_json
 
 __all__ = ["CACHED_ANSWER", "cached"]
 
@@ -26,6 +26,6 @@ def cached(body: Any, state: CacheState) -> Response[str]:
     return Response(
         status_code=200,
         content_type=JSON,
-        body=json.dumps(body, separators=(",", ":")),
+        body=to_json(body),
         headers={"X-Cache": state.value, "Cache-Control": "private, no-cache"},
     )

@@ -21,7 +21,7 @@ from arcturus.errors import ArcturusError
 from arcturus.identity import Caller, authorize, resolve_caller
 from arcturus.ratelimit import Decision, Rule, container_limiter
 from arcturus.web.answers import problem_for
-from arcturus.web.problem import Problem
+from arcturus.web.problem import HTTPProblem
 
 __all__ = [
     "RATE_LIMIT_EXTENSION",
@@ -84,7 +84,7 @@ class Limited:
                 raise
             problem.headers.update(decision.headers())
             raise problem from error
-        except Problem as problem:
+        except HTTPProblem as problem:
             problem.headers.update(decision.headers())
             raise
         response.headers.update(decision.headers())
@@ -121,10 +121,10 @@ def guards(*middlewares: RouteMiddleware, openapi_extensions: dict[str, Any] | N
     return {"middlewares": list(middlewares), "openapi_extensions": extensions}
 
 
-def too_many(decision: Decision) -> Problem:
+def too_many(decision: Decision) -> HTTPProblem:
     """The 429 answer for a denied request."""
     rule, wait = decision.rule, decision.reset_s
-    return Problem(
+    return HTTPProblem(
         429,
         f"At most {rule.limit} requests per {rule.window_s} s from one address; retry in {wait} s.",
         headers=decision.headers(),

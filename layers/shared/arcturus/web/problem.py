@@ -5,17 +5,51 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from aws_lambda_powertools.event_handler import Response
+from pydantic import Field, with_config
+from typing_extensions import TypedDict
 
-__all__ = ["PROBLEM_JSON", "Problem", "field_errors"]
+from arcturus.formats import wire_body
+
+__all__ = ["PROBLEM_JSON", "FieldError", "HTTPProblem", "Problem", "ValidationProblem", "field_errors"]
 
 PROBLEM_JSON: Final = "application/problem+json"
 
 
-class Problem(Exception):
-    """An error answer: raise it in a route (or a guard) to send problem JSON with ``status``."""
+@with_config(extra="allow")
+class Problem(TypedDict):
+    """RFC 9457 problem details: every error answer of the functions (``application/problem+json``).
+
+    Extension members may follow the four standard ones.
+    """
+
+    type: Annotated[
+        str, Field(description="Always about:blank: the status code and title say what happened.")
+    ]
+    title: str
+    status: Annotated[int, Field(ge=400, le=599)]
+    detail: Annotated[str, Field(description="What went wrong and what to do about it, for a person.")]
+
+
+@wire_body
+class FieldError(TypedDict):
+    field: Annotated[
+        str, Field(description="Dotted path of the field (users.a@b.example.role); empty: the body.")
+    ]
+    message: str
+
+
+class ValidationProblem(Problem):
+    """422: the request did not validate; ``errors`` names every field that failed and why."""
+
+    errors: list[FieldError]
+
+
+class HTTPProblem(Exception):
+    """An error answer: raise it in a route (or a guard) to send problem JSON (a ``Problem``) with
+    ``status``."""
 
     def __init__(
         self,
@@ -34,11 +68,16 @@ class Problem(Exception):
         self.extensions = dict(extensions or {})
 
     def response(self) -> Response[str]:
-        body = {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail}
+        body: Problem = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
         return Response(
             status_code=self.status,
             content_type=PROBLEM_JSON,
-            body=json.dumps(body | self.extensions),
+            body=json.dumps({**body, **self.extensions}),
             headers=self.headers,
         )
 
@@ -53,7 +92,7 @@ class Problem(Exception):
         }
 
 
-def field_errors(errors: list[Any]) -> list[dict[str, str]]:
+def field_errors(errors: list[Any]) -> list[FieldError]:
     """Pydantic's errors as ``[{"field": "users.a@b.c.role", "message": ...}]`` for a 422 answer."""
     return [
         {
@@ -64,8 +103,8 @@ def field_errors(errors: list[Any]) -> list[dict[str, str]]:
     ]
 
 
-def invalid(errors: list[Any]) -> Problem:
+def invalid(errors: list[Any]) -> HTTPProblem:
     """The 422 answer for a body or a parameter that did not validate, naming each field."""
     fields = field_errors(errors)
     detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in fields) or "invalid request"
-    return Problem(422, detail, title="Invalid request", extensions={"errors": fields})
+    return HTTPProblem(422, detail, title="Invalid request", extensions={"errors": fields})

@@ -1,6 +1,6 @@
 """The resolver every function uses and its Lambda entry point.
 
-Routes raise ``Problem`` or let a domain exception through; the resolver's exception handlers are the
+Routes raise ``HTTPProblem`` or let a domain exception through; the resolver's exception handlers are the
 one place either becomes RFC 9457 problem JSON (domain exceptions through ``arcturus.web.answers``),
 so no route formats an error and no stack trace reaches a client.
 """
@@ -29,7 +29,8 @@ from arcturus.errors import ArcturusError
 from arcturus.observability import logger, metrics, tracer
 from arcturus.web.answers import problem_for
 from arcturus.web.docs import JSON
-from arcturus.web.problem import Problem, invalid
+from arcturus.web.problem import HTTPProblem, invalid
+from arcturus.web.responses import to_json
 
 __all__ = [
     "LambdaHandler",
@@ -67,7 +68,7 @@ def _json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddlewa
     event = app.current_event
     media_type = event.headers.get("content-type", "").strip()
     if event.body and media_type and not media_type.startswith(JSON):
-        return Problem(415, f"Send the body as {JSON}, not {media_type}.").response()
+        return HTTPProblem(415, f"Send the body as {JSON}, not {media_type}.").response()
     return next_middleware(app)
 
 
@@ -76,11 +77,11 @@ def build_resolver() -> APIGatewayHttpResolver:
     # Validation runs as the second resolver-wide middleware (ahead of every route's own), after the
     # media-type check: Powertools' documented ``use()`` hook instead of its built-in placement, which
     # would run it before any middleware could refuse a body it must not parse.
-    app = APIGatewayHttpResolver(json_body_deserializer=_json_body)
+    app = APIGatewayHttpResolver(serializer=to_json, json_body_deserializer=_json_body)
     app.use([_json_bodies_only, OpenAPIRequestValidationMiddleware()])  # type: ignore[no-untyped-call]
 
-    @app.exception_handler(Problem)
-    def _problem(error: Problem) -> Response[str]:
+    @app.exception_handler(HTTPProblem)
+    def _problem(error: HTTPProblem) -> Response[str]:
         return error.response()
 
     @app.exception_handler(RequestValidationError)
@@ -99,11 +100,11 @@ def build_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unhandled error")
-        return Problem(500, "The server failed to answer; the error was logged.").response()
+        return HTTPProblem(500, "The server failed to answer; the error was logged.").response()
 
     @app.not_found
     def _no_route(_: Exception) -> Response[str]:
-        return Problem(404, f"No route for {app.current_event.raw_path}.").response()
+        return HTTPProblem(404, f"No route for {app.current_event.raw_path}.").response()
 
     return app
 
@@ -118,7 +119,7 @@ def lambda_handler(app: APIGatewayHttpResolver) -> LambdaHandler:
         reason = unreadable(event)
         if reason is not None:
             logger.warning("unreadable event", extra={"reason": reason})
-            return Problem(400, f"This is not a request the API can read: {reason}.").proxy_response()
+            return HTTPProblem(400, f"This is not a request the API can read: {reason}.").proxy_response()
         return app.resolve(event, context)
 
     wrapped: LambdaHandler = handler
