@@ -7,8 +7,9 @@ the build output (``BUILD_DIR``, this machine's architecture) with the function'
 first on ``sys.path`` as /var/task is and the built layer next as /opt/python is (byte-code only, pruned,
 as deployed), and the environment Lambda gives the function (template.yaml's variables, Lambda's own,
 AWS_ENDPOINT_URL unset, tracing on as ``Tracing: Active`` makes it, so the X-Ray SDK's import and
-patching count). The median of ``INIT_RUNS`` runs, taken in rounds that visit every function
-once, so a change in the machine's load hits all of them alike; the yardsticks, ``import boto3`` alone
+patching count). The median of ``INIT_RUNS`` runs (with their minimum and maximum, and the machine's
+1-minute load average before and after), taken in rounds that visit every function once, so a change
+in the machine's load hits all of them alike; the yardsticks, ``import boto3`` alone
 and the bare resolver (``bench/bare``), are measured the same way in the same rounds. No function calls
 AWS at init (the sources parameter and the warmup secret are read on first use), so init needs no AWS.
 
@@ -34,7 +35,7 @@ from bench.container import TEMPLATE, Route, lambda_variables, routes
 from local import ROOT
 from local.template import FunctionSpec, Template
 
-INIT_RUNS = 5
+INIT_RUNS = 15
 BARE_DIR = Path(__file__).parent / "bare"
 BUILD_DIR = ROOT / os.environ.get("BUILD_DIR", ".aws-sam/build-x86_64")
 LAMBDA_PYTHON = ROOT / os.environ.get("LAMBDA_PYTHON", ".venv-lambda/bin/python")
@@ -88,7 +89,16 @@ def _init_targets(template: Template, built: Template) -> list[InitTarget]:
     ]
 
 
-def cold_inits(template: Template) -> dict[str, list[float]]:
+@dataclasses.dataclass(frozen=True)
+class InitRounds:
+    """Every target's init times, and the machine's 1-minute load average before and after."""
+
+    samples: dict[str, list[float]]
+    load_before: float
+    load_after: float
+
+
+def cold_inits(template: Template) -> InitRounds:
     """Every target's init times, ``INIT_RUNS`` rounds over all of them, on the build output."""
     built_template = BUILD_DIR / "template.yaml"
     if not built_template.exists() or not LAMBDA_PYTHON.exists():
@@ -97,10 +107,11 @@ def cold_inits(template: Template) -> dict[str, list[float]]:
     targets = _init_targets(template, built)
     environments = {target.name: target.environment(built) for target in targets}
     samples: dict[str, list[float]] = {target.name: [] for target in targets}
+    load_before = os.getloadavg()[0]
     for _ in range(INIT_RUNS):
         for target in targets:
             samples[target.name].append(target.import_ms(environments[target.name]))
-    return samples
+    return InitRounds(samples, round(load_before, 2), round(os.getloadavg()[0], 2))
 
 
 def containers(found: list[Route]) -> list[dict[str, Any]]:
@@ -136,10 +147,20 @@ def _ops(operations: dict[str, float]) -> str:
 
 
 @functools.cache
+def init_rounds() -> InitRounds:
+    return cold_inits(Template(TEMPLATE))
+
+
+def _spread(times: list[float]) -> str:
+    return f"{min(times):.0f}-{max(times):.0f}"
+
+
+@functools.cache
 def run() -> list[dict[str, Any]]:
     template = Template(TEMPLATE)
     found = routes(template)
-    inits = {name: statistics.median(times) for name, times in cold_inits(template).items()}
+    samples = init_rounds().samples
+    inits = {name: statistics.median(times) for name, times in samples.items()}
     boto3_ms, bare_init_ms = inits["import boto3"], inits["bare resolver"]
     measured = containers(found)
     memory = {spec.code_dir.name: spec.memory_mb for spec in template.functions().values()}
@@ -149,12 +170,14 @@ def run() -> list[dict[str, Any]]:
             "function": "(yardstick)",
             "route": "import boto3",
             "init ms": round(boto3_ms, 1),
+            "init min-max ms": _spread(samples["import boto3"]),
             "init x boto3": 1.0,
         },
         {
             "function": "(yardstick)",
             "route": "bare APIGatewayHttpResolver",
             "init ms": round(bare_init_ms, 1),
+            "init min-max ms": _spread(samples["bare resolver"]),
             "init x boto3": round(bare_init_ms / boto3_ms, 2),
             "warm ms": round(bare_warm_ms, 3),
             "warm x bare": 1.0,
@@ -168,6 +191,7 @@ def run() -> list[dict[str, Any]]:
                 "route": route.key,
                 "memory MB": memory[route.directory],
                 "init ms": round(init_ms, 1),
+                "init min-max ms": _spread(samples[route.directory]),
                 "init x boto3": round(init_ms / boto3_ms, 2),
                 "first request ms": round(m["cold"]["ms"], 1),
                 "warm ms": round(m["warm"]["ms"], 3),

@@ -17,6 +17,7 @@ COLUMNS = (
     "function",
     "route",
     "init ms",
+    "init min-max ms",
     "init x boto3",
     "warm ms",
     "warm x bare",
@@ -42,7 +43,8 @@ def notes() -> list[str]:
     return [
         f"built layer: {whole['unpacked MiB']} MiB unpacked, {whole['zipped MiB']} MiB zipped,"
         f" {whole['files']} files",
-        f"init: median of {functions.INIT_RUNS} imports in a new interpreter;"
+        f"init: median of {functions.INIT_RUNS} imports in a new interpreter, interleaved rounds (1-minute"
+        f" load {functions.init_rounds().load_before} before, {functions.init_rounds().load_after} after);"
         f" import boto3 alone took {yardsticks['import boto3']['init ms']} ms",
         "warm: median handler time, in-process moto; the bare resolver took"
         f" {yardsticks['bare APIGatewayHttpResolver']['warm ms']} ms",

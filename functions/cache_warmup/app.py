@@ -12,7 +12,7 @@ from arcturus.web.resolver import build_resolver, scheduled_or_http_handler
 
 SECRET_ARN = settings().warmup_secret
 
-app = build_resolver()
+app = build_resolver(takes_input=False)
 cache = container_cache()
 
 

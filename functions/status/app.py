@@ -10,7 +10,7 @@ from arcturus.web.docs import SOURCE_UNAVAILABLE, documented
 from arcturus.web.guards import current_caller, guards, requires
 from arcturus.web.resolver import build_resolver, lambda_handler
 
-app = build_resolver()
+app = build_resolver(takes_input=False)
 board = StatusBoard(container_cache())
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,11 +20,13 @@ import pytest
 
 from arcturus import background
 from arcturus.kv import KVNamespace
+from arcturus.observability import logger
 from local.demo_upstream import demo_sources_config, start_demo_upstream
 from tests.unit.support import (
     FakeContext,
     Stack,
     cold_start,
+    http_event,
     json_body,
     load_function,
     route_requests,
@@ -166,3 +170,33 @@ def test_a_malformed_contact_post_stores_and_sends_nothing(stack: Stack) -> None
         assert KVNamespace.from_env().list(prefix="contact:")["keys"] == [], name
 
     assert stack.mailbox.received() == []
+
+
+def test_each_log_line_names_its_own_request(stack: Stack) -> None:
+    status = load_function("status")
+    context = FakeContext("arcturus-status")
+    first, second = http_event("GET", "/api/status"), http_event("GET", "/api/status")
+    for event in (first, second):
+        del event["rawPath"]  # unreadable: the handler logs a warning before it answers 400
+    written = io.StringIO()  # the function's log lines, as the logger writes them
+    copy_of_lines = logging.StreamHandler(written)
+    copy_of_lines.setFormatter(logger.registered_formatter)
+    logger.addHandler(copy_of_lines)
+    try:
+        for event in (first, second, ["not", "an", "event"]):
+            assert status.handler(event, context)["statusCode"] == 400
+    finally:
+        logger.handlers.remove(copy_of_lines)
+    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+
+    assert [line["message"] for line in lines] == ["unreadable event"] * 3
+    assert [line.get("correlation_id") for line in lines] == [
+        first["requestContext"]["requestId"],
+        second["requestContext"]["requestId"],
+        None,  # not the previous request's
+    ]
+    assert [(line["function_name"], line["cold_start"]) for line in lines] == [
+        ("arcturus-status", True),
+        ("arcturus-status", False),
+        ("arcturus-status", False),
+    ]

@@ -38,11 +38,11 @@ from arcturus.roles import RolesDocument
 from arcturus.sources import SourcesConfig, check_services
 from arcturus.statusboard import ServicesReport, StatusSummary, services_report, status_summary
 from arcturus.web.problem import HTTPProblem, Problem, ValidationProblem
-from arcturus.web.resolver import build_resolver
+from arcturus.web.resolver import build_resolver, validates_input
 from arcturus.web.responses import to_json
 from local import LocalError
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
-from local.openapi import build
+from local.openapi import build, load_function
 from local.template import Template
 from tests.unit.support import FakeContext, http_event, json_body
 
@@ -110,6 +110,23 @@ def test_each_operation_asks_for_what_its_route_checks(document: dict[str, Any],
         else:
             assert operation["security"] == [], route
     assert set(document["components"]["securitySchemes"]) == {"jwt", "warmupSecret"}
+
+
+def test_a_function_built_without_validation_takes_no_input(
+    document: dict[str, Any], routes: list[Any]
+) -> None:
+    # build_resolver(takes_input=False) skips validation: a parameter added later would go unchecked.
+    template = Template(ROOT / "template.yaml")
+    functions = template.functions()
+    takes_input = {route.function: False for route in routes}
+    for route in routes:
+        operation = document["paths"][route.path][route.method.lower()]
+        takes_input[route.function] |= bool(operation.get("parameters") or operation.get("requestBody"))
+
+    validated = {name: validates_input(load_function(template, functions[name]).app) for name in takes_input}
+
+    assert all(validated[name] for name, takes in takes_input.items() if takes), validated
+    assert not all(validated.values())  # the cached GET routes without input skip it
 
 
 def test_every_error_is_problem_json_and_only_the_authorizer_says_otherwise(document: dict[str, Any]) -> None:
@@ -189,7 +206,7 @@ from typing_extensions import TypedDict
 
 from arcturus.web import problem
 from arcturus.web.docs import documented
-from arcturus.web.resolver import build_resolver
+from arcturus.web.resolver import build_resolver, validates_input
 
 
 class {name}(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +22,6 @@ from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -39,6 +39,7 @@ __all__ = [
     "lambda_handler",
     "scheduled_or_http_handler",
     "unreadable",
+    "validates_input",
 ]
 
 
@@ -72,13 +73,25 @@ def _json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddlewa
     return next_middleware(app)
 
 
-def build_resolver() -> APIGatewayHttpResolver:
-    """The resolver every function uses: request validation on, errors as problem JSON."""
+_WITHOUT_INPUT: weakref.WeakSet[APIGatewayHttpResolver] = weakref.WeakSet()
+
+
+def build_resolver(*, takes_input: bool = True) -> APIGatewayHttpResolver:
+    """The resolver every function uses: request validation on, errors as problem JSON.
+
+    ``takes_input=False`` for a function whose routes declare no parameter and no body: Powertools'
+    validation would find nothing to check at ~30 µs a request (it normalises every header and the
+    query string first). ``tests/unit/test_openapi.py`` holds every such function to its document.
+    """
     # Validation runs as the second resolver-wide middleware (ahead of every route's own), after the
     # media-type check: Powertools' documented ``use()`` hook instead of its built-in placement, which
     # would run it before any middleware could refuse a body it must not parse.
     app = APIGatewayHttpResolver(serializer=to_json, json_body_deserializer=_json_body)
-    app.use([_json_bodies_only, OpenAPIRequestValidationMiddleware()])  # type: ignore[no-untyped-call]
+    if takes_input:
+        app.use([_json_bodies_only, OpenAPIRequestValidationMiddleware()])  # type: ignore[no-untyped-call]
+    else:
+        app.use([_json_bodies_only])
+        _WITHOUT_INPUT.add(app)
 
     @app.exception_handler(HTTPProblem)
     def _problem(error: HTTPProblem) -> Response[str]:
@@ -109,21 +122,39 @@ def build_resolver() -> APIGatewayHttpResolver:
     return app
 
 
+def validates_input(app: APIGatewayHttpResolver) -> bool:
+    """Whether ``app`` was built to validate parameters and bodies (``build_resolver``)."""
+    return app not in _WITHOUT_INPUT
+
+
+def _observed(handler: LambdaHandler) -> LambdaHandler:
+    """``handler`` with the logging context (cold start, function, request id), tracing, and the
+    request's metrics flushed as it returns.
+
+    The tracing decorator only where tracing is on: disabled, it still builds dummy segments (~50 µs a
+    request). The correlation id is set by the HTTP handler from the request id it has in hand; the
+    decorator's ``correlation_id_path`` would search the event with JMESPath on every request.
+    """
+    traced = (
+        tracer.capture_lambda_handler(handler, capture_response=False) if not tracer.disabled else handler
+    )
+    wrapped: LambdaHandler = logger.inject_lambda_context(metrics.log_metrics(traced))
+    return wrapped
+
+
 def lambda_handler(app: APIGatewayHttpResolver) -> LambdaHandler:
     """Wrap ``app`` as a Lambda handler with logging context, tracing and metrics flushing."""
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-    @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics
     def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        request = event.get("requestContext") if isinstance(event, Mapping) else None
+        logger.set_correlation_id(request.get("requestId") if isinstance(request, Mapping) else None)
         reason = unreadable(event)
         if reason is not None:
             logger.warning("unreadable event", extra={"reason": reason})
             return HTTPProblem(400, f"This is not a request the API can read: {reason}.").proxy_response()
         return app.resolve(event, context)
 
-    wrapped: LambdaHandler = handler
-    return wrapped
+    return _observed(handler)
 
 
 def scheduled_or_http_handler(
@@ -133,11 +164,11 @@ def scheduled_or_http_handler(
     scheduled events run ``on_schedule`` with the same logging, tracing and metrics."""
     http_handler = lambda_handler(app)
 
-    @logger.inject_lambda_context
-    @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics
-    def scheduled(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def on_event(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        logger.set_correlation_id(event.get("id"))  # the EventBridge event's id
         return on_schedule()
+
+    scheduled = _observed(on_event)
 
     def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         if is_scheduled_event(event):
