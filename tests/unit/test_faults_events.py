@@ -195,8 +195,7 @@ def test_each_log_line_names_its_own_request(stack: Stack) -> None:
         second["requestContext"]["requestId"],
         None,  # not the previous request's
     ]
-    assert [(line["function_name"], line["cold_start"]) for line in lines] == [
-        ("arcturus-status", True),
-        ("arcturus-status", False),
-        ("arcturus-status", False),
-    ]
+    # cold_start is Powertools' own, once per process: here, whichever test ran a handler first.
+    assert {line["function_name"] for line in lines} == {"arcturus-status"}
+    assert isinstance(lines[0]["cold_start"], bool)
+    assert [line["cold_start"] for line in lines[1:]] == [False, False]
