@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 # The sections that time nothing run first, while the layer builds in the background (layer.prepare).
-SECTIONS = ["kv", "auth", "ratelimit", "layer", "cache", "functions", "cost", "summary"]
+SECTIONS = ["kv", "auth", "ratelimit", "layer", "cache", "functions", "cold", "cost", "summary"]
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -57,6 +57,10 @@ WARM_MIN = 30
 WARM_MAX = 300
 DRAIN_S = 30.0
 FIRST_CLIENT_IP = int(ipaddress.IPv4Address("10.0.0.1"))
+CACHED_ROUTES = ("GET /api/auth/me", "GET /api/status", "GET /api/services", "GET /api/dashboard")
+"""The routes a warm container answers from memory: what the warm and cold targets are about."""
+TRACING = "BENCH_TRACING"
+"""Set (to anything) in the environment: measure with tracing on, as ``Tracing: Active`` deploys it."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ class _InProcessAWS:
 
 
 @dataclass(frozen=True)
-class _Setup:
+class Setup:
     """What preparing a request needs: the KV namespace on a client of its own (the meter sees only the
     function's requests) and the warmup secret's value."""
 
@@ -128,7 +132,7 @@ def _samples() -> dict[str, dict[str, Any]]:
     return samples
 
 
-def _requests(route: Route, setup: _Setup) -> Iterator[dict[str, Any]]:
+def sample_requests(route: Route, setup: Setup) -> Iterator[dict[str, Any]]:
     """Endless requests for ``route``: its sample event's content (the samples sign in as the
     administrator), with what a sample cannot hold filled in (the current ETag for a roles PUT, the
     warmup secret)."""
@@ -165,7 +169,7 @@ def _requests(route: Route, setup: _Setup) -> Iterator[dict[str, Any]]:
         )
 
 
-def _check(route: Route, result: dict[str, Any]) -> None:
+def check_answer(route: Route, result: dict[str, Any]) -> None:
     """Only successful requests are worth measuring: stop at the first that is not."""
     status = result.get("statusCode", 200)
     if not 200 <= status < 300 or result.get("failed"):
@@ -173,12 +177,12 @@ def _check(route: Route, result: dict[str, Any]) -> None:
 
 
 class _Container:
-    def __init__(self, route: Route, module: ModuleType, setup: _Setup) -> None:
+    def __init__(self, route: Route, module: ModuleType, setup: Setup) -> None:
         from bench.bare import app as bare
         from tests.unit.support import http_event
 
         self.route, self.module, self.bare = route, module, bare
-        self.requests = _requests(route, setup)
+        self.requests = sample_requests(route, setup)
         self.bare_request = lambda: http_event("GET", "/ping")
 
     def invoke(self, handler: Callable[..., dict[str, Any]], event: dict[str, Any]) -> tuple[float, Any]:
@@ -196,7 +200,7 @@ class _Container:
 
         elapsed, result = self.invoke(self.module.handler, next(self.requests))
         background.drain(DRAIN_S)
-        _check(self.route, result)
+        check_answer(self.route, result)
         return elapsed
 
     def warm(self) -> tuple[list[float], list[float]]:
@@ -231,9 +235,16 @@ def lambda_variables(template: Template, spec: FunctionSpec, refs: dict[str, Any
 
 
 def _environment(template: Template, route: Route, refs: dict[str, Any]) -> dict[str, str]:
-    """The function's Lambda environment, but no tracing (nowhere to send it) and the local chat model."""
+    """The function's Lambda environment with the local chat model, and no tracing unless ``TRACING``
+    is set: then every request is sampled, its segments sent over UDP to the X-Ray daemon's address
+    (nobody listens: the SDK's work is all on this side)."""
     environment = lambda_variables(template, template.functions()[route.function], refs)
-    environment["POWERTOOLS_TRACE_DISABLED"] = "1"
+    if os.environ.get(TRACING):
+        environment["_X_AMZN_TRACE_ID"] = (
+            "Root=1-5f84c7a5-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1"
+        )
+    else:
+        environment["POWERTOOLS_TRACE_DISABLED"] = "1"
     if "CHAT_PROVIDER" in environment:
         environment["CHAT_PROVIDER"] = "local"
     return environment
@@ -282,14 +293,14 @@ def _container(template: Template, route: Route, resources: Any, port: int, send
         for key, file_name in SEEDS.items():
             kv.put(key, (SEED_DIR / file_name).read_text())
         secrets = {resources.refs[name]: value for name, value in resources.secret_values.items()}
-        setup = _Setup(kv, secrets.get(os.environ.get("CACHE_WARMUP_SECRET_ARN", ""), ""))
+        setup = Setup(kv, secrets.get(os.environ.get("CACHE_WARMUP_SECRET_ARN", ""), ""))
         start_demo_upstream(port)
         send.send(_measure(route, setup))
     except Exception:  # the parent raises it, with the route's name
         send.send({"error": traceback.format_exc()})
 
 
-def _measure(route: Route, setup: _Setup) -> dict[str, Any]:
+def _measure(route: Route, setup: Setup) -> dict[str, Any]:
     from arcturus import background
     from tests.unit.support import load_function
 

@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.container import TEMPLATE, Route, lambda_variables, routes
+from bench.container import CACHED_ROUTES, TEMPLATE, TRACING, Route, lambda_variables, routes
 from local import ROOT
 from local.template import FunctionSpec, Template
 
@@ -114,7 +114,7 @@ def cold_inits(template: Template) -> InitRounds:
     return InitRounds(samples, round(load_before, 2), round(os.getloadavg()[0], 2))
 
 
-def containers(found: list[Route]) -> list[dict[str, Any]]:
+def containers(found: list[Route], *, tracing: bool = False) -> list[dict[str, Any]]:
     """``bench.container``'s measurements of every route (its handler output discarded)."""
     # Only what the container needs before it takes the function's environment from the template: not
     # this process's, which other sections changed.
@@ -124,7 +124,7 @@ def containers(found: list[Route]) -> list[dict[str, Any]]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
+    } | ({TRACING: "1"} if tracing else {})
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "containers.json"
         done = subprocess.run(
@@ -163,6 +163,9 @@ def run() -> list[dict[str, Any]]:
     inits = {name: statistics.median(times) for name, times in samples.items()}
     boto3_ms, bare_init_ms = inits["import boto3"], inits["bare resolver"]
     measured = containers(found)
+    traced = {
+        m["route"]: m["warm"] for m in containers([r for r in found if r.key in CACHED_ROUTES], tracing=True)
+    }
     memory = {spec.code_dir.name: spec.memory_mb for spec in template.functions().values()}
     bare_warm_ms = statistics.median(m["warm"]["bareMs"] for m in measured)
     rows: list[dict[str, Any]] = [
@@ -197,6 +200,14 @@ def run() -> list[dict[str, Any]]:
                 "warm ms": round(m["warm"]["ms"], 3),
                 "warm p90 ms": round(m["warm"]["p90Ms"], 3),
                 "warm x bare": round(m["warm"]["ms"] / m["warm"]["bareMs"], 1),
+                **(
+                    {
+                        "warm ms traced": traced[route.key]["ms"],
+                        "warm x bare traced": round(traced[route.key]["ms"] / traced[route.key]["bareMs"], 1),
+                    }
+                    if route.key in traced
+                    else {}
+                ),
                 "samples": m["warm"]["samples"],
                 "DynamoDB cold": round(m["init"]["requests"] + m["cold"]["requests"]),
                 "DynamoDB warm": m["warm"]["requests"],

@@ -103,8 +103,9 @@ def cache(kv: KVNamespace, clock: Clock, deferred: Deferred) -> TwoTierCache:
     return TwoTierCache(kv, clock=clock, defer=deferred)
 
 
-def counted(name: str) -> int:
-    return len(metrics.metric_set.get(name, {}).get("Value", []))
+def counted(name: str) -> float:
+    """The metric's sum so far, as CloudWatch's Sum statistic (the dashboard's) would show it."""
+    return sum(metrics.metric_set.get(name, {}).get("Value", []))
 
 
 # -- the state machine ---------------------------------------------------------------------------------
