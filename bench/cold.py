@@ -6,7 +6,9 @@ libraries (``LAMBDA_PYTHON``) on the build output (``BUILD_DIR``), under the loc
 ``make run`` uses, and times one invocation from the process start to its result: interpreter, runtime
 client, the function's init (tracing on, as deployed), and the first request with its DynamoDB reads,
 over loopback to the embedded AWS (a moto server, slower per request than DynamoDB). The yardstick
-(``bench/yardstick``) builds one DynamoDB client at init and does one GetItem per request. The cache
+(``bench/yardstick``) builds one DynamoDB client at init and does one GetItem per request; the floor
+(``bench/floor``) does the same inside a Powertools resolver with Logger, Tracer and Metrics, on the
+built layer: what a function built as ours are pays before its own code. The cache
 is warmed first, as the schedule keeps it, so a cached route answers from the KV tier as a new
 container of a running deployment does. ``COLD_RUNS`` rounds, each visiting every target once.
 """
@@ -37,6 +39,8 @@ from local.workers import FunctionPool, lambda_environment
 COLD_RUNS = int(os.environ.get("COLD_RUNS", "15"))
 YARDSTICK = "(yardstick)"
 YARDSTICK_DIR = Path(__file__).parent / "yardstick"
+FLOOR = "(floor)"
+FLOOR_DIR = Path(__file__).parent / "floor"
 
 
 @dataclasses.dataclass
@@ -63,7 +67,8 @@ class _Target:
 
 
 def _targets(deployment: Deployment, found: list[Route], setup: Setup) -> list[_Target]:
-    """The yardstick, then every route, with the function's local environment and sample requests."""
+    """The yardstick and the floor, then every route, with the function's local environment and sample
+    requests (the floor answers the status route's)."""
     functions = deployment.template.functions()
     targets = [
         _Target(
@@ -74,13 +79,27 @@ def _targets(deployment: Deployment, found: list[Route], setup: Setup) -> list[_
         )
         for route in found
     ]
-    first = found[0].function
+    status = next(target for target in targets if target.route.key == "GET /api/status")
     yardstick = dataclasses.replace(
-        functions[first], code_dir=YARDSTICK_DIR, handler="app.handler", layer_dirs=(), name="bench-yardstick"
+        status.spec, code_dir=YARDSTICK_DIR, handler="app.handler", layer_dirs=(), name="bench-yardstick"
     )
-    variables = lambda_environment(yardstick, deployment.variables(first), deployment.aws.endpoint)
-    events = iter(lambda: {}, None)
-    return [_Target(Route(YARDSTICK, "Yardstick", "yardstick"), yardstick, variables, events), *targets]
+    floor = dataclasses.replace(status.spec, code_dir=FLOOR_DIR, handler="app.handler", name="bench-floor")
+    variables = deployment.variables(status.route.function)
+    return [
+        _Target(
+            Route(YARDSTICK, "Yardstick", "yardstick"),
+            yardstick,
+            lambda_environment(yardstick, variables, deployment.aws.endpoint),
+            iter(lambda: {}, None),
+        ),
+        _Target(
+            dataclasses.replace(status.route, key=FLOOR, directory="floor"),
+            floor,
+            lambda_environment(floor, variables, deployment.aws.endpoint),
+            sample_requests(status.route, setup),
+        ),
+        *targets,
+    ]
 
 
 def _setup(deployment: Deployment, found: list[Route]) -> Setup:
@@ -125,12 +144,14 @@ def cold_requests() -> dict[str, list[float]]:
 def run() -> list[dict[str, Any]]:
     samples = cold_requests()
     yardstick_ms = statistics.median(samples[YARDSTICK])
+    floor_ms = statistics.median(samples[FLOOR])
     return [
         {
             "route": key,
             "cold request ms": round(statistics.median(times), 1),
             "min-max ms": f"{min(times):.0f}-{max(times):.0f}",
             "x yardstick": round(statistics.median(times) / yardstick_ms, 2),
+            "x floor": round(statistics.median(times) / floor_ms, 2),
         }
         for key, times in samples.items()
     ]
@@ -139,6 +160,7 @@ def run() -> list[dict[str, Any]]:
 def notes() -> list[str]:
     return [
         f"cold request: median of {COLD_RUNS} new execution environments per route, interleaved rounds;"
-        f" {YARDSTICK} is one DynamoDB client at init and one GetItem per request",
+        f" {YARDSTICK} is one DynamoDB client at init and one GetItem per request; {FLOOR} the same in a"
+        " Powertools resolver with Logger, Tracer and Metrics",
         f"target: the cached GET routes ({', '.join(CACHED_ROUTES)}) within 1.4x the yardstick",
     ]

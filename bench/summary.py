@@ -23,6 +23,7 @@ COLUMNS = (
     "init x boto3",
     "cold request ms",
     "cold x yardstick",
+    "cold x floor",
     "warm ms",
     "warm x bare",
     "warm x bare traced",
@@ -34,10 +35,18 @@ COLUMNS = (
 def run() -> list[dict[str, Any]]:
     dollars = {row["route"]: row["total $"] for row in cost.run()}
     colds = {
-        row["route"]: {"cold request ms": row["cold request ms"], "cold x yardstick": row["x yardstick"]}
+        row["route"]: {
+            "cold request ms": row["cold request ms"],
+            "cold x yardstick": row["x yardstick"],
+            "cold x floor": row["x floor"],
+        }
         for row in cold.run()
     }
-    rows = [{"function": "(yardstick)", "route": "one DynamoDB client + GetItem"} | colds[cold.YARDSTICK]]
+    rows = [
+        {"function": "(yardstick)", "route": "one DynamoDB client + GetItem"} | colds[cold.YARDSTICK],
+        {"function": "(yardstick)", "route": "floor: that in Powertools with Logger/Tracer/Metrics"}
+        | colds[cold.FLOOR],
+    ]
     for measured in functions.run():
         values = measured | colds.get(measured["route"], {})
         row = {column: values[column] for column in COLUMNS if column in values}
