@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +191,8 @@ class _Container:
         from tests.unit.support import FakeContext
 
         context = FakeContext(self.route.function)
+        if os.environ.get(TRACING):  # a new trace per invocation, as Lambda sets it before the handler runs
+            os.environ["_X_AMZN_TRACE_ID"] = _trace_id()
         started = time.perf_counter()
         result = handler(event, context)
         return (time.perf_counter() - started) * 1000, result
@@ -234,15 +237,18 @@ def lambda_variables(template: Template, spec: FunctionSpec, refs: dict[str, Any
     return environment
 
 
+def _trace_id() -> str:
+    """A new sampled X-Ray trace header, as Lambda gives each invocation under ``Tracing: Active``."""
+    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=1"
+
+
 def _environment(template: Template, route: Route, refs: dict[str, Any]) -> dict[str, str]:
     """The function's Lambda environment with the local chat model, and no tracing unless ``TRACING``
     is set: then every request is sampled, its segments sent over UDP to the X-Ray daemon's address
     (nobody listens: the SDK's work is all on this side)."""
     environment = lambda_variables(template, template.functions()[route.function], refs)
     if os.environ.get(TRACING):
-        environment["_X_AMZN_TRACE_ID"] = (
-            "Root=1-5f84c7a5-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1"
-        )
+        environment["_X_AMZN_TRACE_ID"] = _trace_id()
     else:
         environment["POWERTOOLS_TRACE_DISABLED"] = "1"
     if "CHAT_PROVIDER" in environment:

@@ -202,7 +202,7 @@ def run() -> list[dict[str, Any]]:
                 "warm x bare": round(m["warm"]["ms"] / m["warm"]["bareMs"], 1),
                 **(
                     {
-                        "warm ms traced": traced[route.key]["ms"],
+                        "warm ms traced": round(traced[route.key]["ms"], 3),
                         "warm x bare traced": round(traced[route.key]["ms"] / traced[route.key]["bareMs"], 1),
                     }
                     if route.key in traced

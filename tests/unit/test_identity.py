@@ -12,9 +12,9 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from arcturus import aws
 from arcturus.identity import Caller, caller_from, claimed_email, resolve_caller
 from arcturus.roles import parse_document
+from arcturus.web.encoder import to_json
 from arcturus.web.guards import current_caller, requires
 from arcturus.web.resolver import build_resolver
-from arcturus.web.responses import to_json
 from tests.unit.support import (
     ADMIN,
     DEMO,

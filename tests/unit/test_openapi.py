@@ -37,9 +37,9 @@ from arcturus.kv import KVNamespace
 from arcturus.roles import RolesDocument
 from arcturus.sources import SourcesConfig, check_services
 from arcturus.statusboard import ServicesReport, StatusSummary, services_report, status_summary
+from arcturus.web.encoder import to_json
 from arcturus.web.problem import HTTPProblem, Problem, ValidationProblem
 from arcturus.web.resolver import build_resolver, validates_input
-from arcturus.web.responses import to_json
 from local import LocalError
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from local.openapi import build, load_function

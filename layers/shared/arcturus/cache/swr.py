@@ -192,7 +192,7 @@ class TwoTierCache:
             else:
                 answers[index] = found
         answers |= self._fetch_misses(lookups, misses)
-        # One data point per state and request, its value the count: the same Sum, fewer points to write.
+        # One data point per state and call, its value the count: the same Sum, fewer points to write.
         states = collections.Counter(a.state for a in answers.values() if isinstance(a, Cached))
         for state, count in states.items():
             metrics.add_metric(name=f"Cache{state.value.title()}", unit="Count", value=count)

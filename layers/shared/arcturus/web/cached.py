@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from arcturus.cache import CacheState
 from arcturus.web.docs import JSON, ResponseHeaders
-from arcturus.web.responses import to_json
+from arcturus.web.encoder import to_json
 
 __all__ = ["CACHED_ANSWER", "cached"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Annotated, Any, Final
@@ -12,6 +11,7 @@ from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
 from arcturus.formats import wire_body
+from arcturus.web.encoder import to_json
 
 __all__ = ["PROBLEM_JSON", "FieldError", "HTTPProblem", "Problem", "ValidationProblem", "field_errors"]
 
@@ -77,7 +77,7 @@ class HTTPProblem(Exception):
         return Response(
             status_code=self.status,
             content_type=PROBLEM_JSON,
-            body=json.dumps({**body, **self.extensions}),
+            body=to_json({**body, **self.extensions}),
             headers=self.headers,
         )
 

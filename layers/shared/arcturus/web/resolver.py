@@ -29,8 +29,8 @@ from arcturus.errors import ArcturusError
 from arcturus.observability import logger, metrics, tracer
 from arcturus.web.answers import problem_for
 from arcturus.web.docs import JSON
+from arcturus.web.encoder import to_json
 from arcturus.web.problem import HTTPProblem, invalid
-from arcturus.web.responses import to_json
 
 __all__ = [
     "LambdaHandler",
@@ -131,8 +131,8 @@ def _observed(handler: LambdaHandler) -> LambdaHandler:
     """``handler`` with the logging context (cold start, function, request id), tracing, and the
     request's metrics flushed as it returns.
 
-    The tracing decorator only where tracing is on: disabled, it still builds dummy segments (~50 µs a
-    request). The correlation id is set by the HTTP handler from the request id it has in hand; the
+    The tracing decorator only where tracing is on: disabled, it still builds dummy segments on every
+    request. The correlation id is set by the HTTP handler from the request id it has in hand; the
     decorator's ``correlation_id_path`` would search the event with JMESPath on every request.
     """
     traced = (
