@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from arcturus.identity import CallerProfile
 from arcturus.ratelimit import Rule
-from arcturus.roles import ProfileUpdate, UserNotProvisioned, roles_store
+from arcturus.roles import ProfileUpdate, UserNotProvisioned, parse_profile_update, roles_store
 from arcturus.web.docs import documented, parsed_body
 from arcturus.web.guards import current_caller, guards, limited, requires
 from arcturus.web.problem import HTTPProblem
@@ -28,13 +28,13 @@ store = roles_store()
 )
 def save_profile() -> CallerProfile:
     # Parsed after requires(): a caller who may not save learns nothing from a validation error.
-    update = ProfileUpdate.model_validate_json(app.current_event.decoded_body or "")
+    profiles = parse_profile_update(app.current_event.decoded_body or "")
     caller = current_caller(app)
     try:
-        saved = store.update_user_profiles(caller.email, update.dashboard_profiles)
+        saved = store.update_user_profiles(caller.email, profiles)
     except UserNotProvisioned as error:
         raise HTTPProblem(403, f"{caller.email} is no longer provisioned in the roles document.") from error
-    return replace(caller, dashboard_profiles=tuple(saved.dashboard_profiles)).profile()
+    return replace(caller, dashboard_profiles=tuple(saved["dashboardProfiles"])).profile()
 
 
 handler = lambda_handler(app)

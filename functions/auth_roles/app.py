@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header
 
 from arcturus.errors import VersionConflict
-from arcturus.roles import MANAGE_ROLES, RolesDocument, roles_store
+from arcturus.roles import MANAGE_ROLES, RolesDocument, parse_document, roles_store
 from arcturus.web.docs import documented, parsed_body, problem_answer
 from arcturus.web.guards import guards, requires
 from arcturus.web.problem import HTTPProblem
@@ -63,7 +63,7 @@ def put_roles(
 ) -> Response[str]:
     versions = _if_match(if_match)
     # Parsed after requires(): only administrators learn what the document must look like.
-    document = RolesDocument.model_validate_json(app.current_event.decoded_body or "")
+    document = parse_document(app.current_event.decoded_body or "")
     for version in versions:
         try:
             stored, new_version = store.replace(document, version)
@@ -94,7 +94,7 @@ def _document_response(document: RolesDocument, version: str | None) -> Response
     headers: dict[str, Any] = {"Cache-Control": "no-store"}
     if version is not None:
         headers["ETag"] = f'"{version}"'
-    return json_response(document.wire(), headers=headers)
+    return json_response(document, headers=headers)
 
 
 handler = lambda_handler(app)

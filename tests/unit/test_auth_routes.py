@@ -133,7 +133,7 @@ class TestProfile:
 
         save_profiles(load_function("auth_profile"), MEMBER, {"dashboardProfiles": []})
 
-        after = RolesStore(stored).document().wire()
+        after = RolesStore(stored).document()
         assert after["users"][MEMBER]["dashboardProfiles"] == []
         after["users"][MEMBER]["dashboardProfiles"] = before["users"][MEMBER]["dashboardProfiles"]
         assert after == before
@@ -219,7 +219,7 @@ class TestRoles:
 
         assert response["statusCode"] == 200
         new_value, new_revision = RolesStore(stored).read_with_version()
-        assert new_value.wire() == data
+        assert new_value == data
         assert response["headers"]["ETag"] == f'"{new_revision}"' != etag
         assert json_body(response) == data
 

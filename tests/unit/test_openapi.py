@@ -34,8 +34,8 @@ from arcturus.contact import (
 )
 from arcturus.identity import CallerProfile, caller_from
 from arcturus.kv import KVNamespace
-from arcturus.roles import RolesDocument
-from arcturus.sources import SourcesConfig, check_services
+from arcturus.roles import parse_document
+from arcturus.sources import check_services, parse_config
 from arcturus.statusboard import ServicesReport, StatusSummary, services_report, status_summary
 from arcturus.web.encoder import to_json
 from arcturus.web.problem import HTTPProblem, Problem, ValidationProblem
@@ -291,7 +291,7 @@ def upstream() -> Iterator[tuple[DemoServer, str]]:
 def test_status_and_services_bodies_are_what_the_routes_declare(upstream: tuple[DemoServer, str]) -> None:
     server, base_url = upstream
     server.upstream.set_fault("git", "fail", None)
-    checks = check_services(SourcesConfig.model_validate(demo_sources_config(base_url)))
+    checks = check_services(parse_config(json.dumps(demo_sources_config(base_url))))
 
     summary = status_summary(checks, "2026-01-01T00:00:00Z")
     report = services_report(checks, time.time())
@@ -312,15 +312,15 @@ def test_a_key_the_declared_body_does_not_list_fails_its_check() -> None:
 
 
 def test_the_caller_and_cache_status_bodies_are_what_the_routes_declare(kv: KVNamespace) -> None:
-    document = RolesDocument.model_validate_json(SEED.read_text())
+    document = parse_document(SEED.read_text())
     cache = TwoTierCache(kv)
     cache.put("services", "all", {"services": [], "checkedAt": "2026-01-01T00:00:00Z"})
 
-    for email in document.users:
+    for email in document["users"]:
         caller = caller_from(document, email)
         assert caller is not None
         profile = on_the_wire(CallerProfile, caller.profile())
-        assert profile["dashboardProfiles"] == list(document.users[email].dashboard_profiles)
+        assert profile["dashboardProfiles"] == list(document["users"][email]["dashboardProfiles"])
     kv.put("session:00000000-0000-4000-8000-000000000000", "{}")
     first = on_the_wire(CacheStatus, cache.status(limit=1))
     last = on_the_wire(CacheStatus, cache.status(cursor=first.get("cursor")))

@@ -22,12 +22,13 @@ from arcturus.roles import (
     ROLES_KEY,
     WIDGETS,
     DashboardProfile,
-    RolesDocument,
     RolesDocumentCorrupt,
     RolesStore,
     UserNotProvisioned,
+    empty_document,
     grants,
     parse_document,
+    permissions_of,
 )
 from arcturus.web.problem import field_errors
 from tests.conftest import Clock
@@ -42,7 +43,7 @@ def errors_of(data: Any) -> dict[str, str]:
 
 
 def profile(id_: str, *widgets: str) -> DashboardProfile:
-    return DashboardProfile(id=id_, name=f"Profile {id_}", widgets=list(widgets))  # type: ignore[arg-type]
+    return {"id": id_, "name": f"Profile {id_}", "widgets": list(widgets)}  # type: ignore[typeddict-item]
 
 
 class TestPermissionMatching:
@@ -82,13 +83,13 @@ class TestValidation:
     def test_the_original_designs_document_is_valid(self) -> None:
         document = parse_document(roles_document())
 
-        assert sorted(document.users) == [ADMIN, DEMO, MEMBER]
-        assert document.permissions_of(MEMBER) == ("view:dashboard", "use:chat", "view:status")
+        assert sorted(document["users"]) == [ADMIN, DEMO, MEMBER]
+        assert permissions_of(document, MEMBER) == ("view:dashboard", "use:chat", "view:status")
 
     def test_the_wire_form_round_trips_with_the_original_names(self) -> None:
         data = roles_document()
 
-        wire = parse_document(data).wire()
+        wire = parse_document(data)
 
         assert wire == data
         assert "displayName" in wire["users"][ADMIN]
@@ -163,7 +164,7 @@ class TestValidation:
         data = roles_document()
         data["users"][DEMO]["dashboardProfiles"][0]["widgets"] = list(WIDGETS)
 
-        assert parse_document(data).users[DEMO].dashboard_profiles[0].widgets == list(WIDGETS)
+        assert parse_document(data)["users"][DEMO]["dashboardProfiles"][0]["widgets"] == list(WIDGETS)
 
     def test_unknown_fields_are_refused_so_typos_are_not_silently_ignored(self) -> None:
         data = roles_document()
@@ -187,7 +188,7 @@ class TestValidation:
         data = roles_document()
         data["roles"]["admin"]["permissions"] = permissions
 
-        assert parse_document(data).permissions_of(ADMIN) == tuple(permissions)
+        assert permissions_of(parse_document(data), ADMIN) == tuple(permissions)
 
     def test_every_problem_is_reported_at_once(self) -> None:
         data = roles_document()
@@ -280,23 +281,23 @@ class TestMemoryTier:
 
         store.replace(data, version)
 
-        assert "new@example.com" in store.document().users
-        assert "new@example.com" not in elsewhere.document().users
+        assert "new@example.com" in store.document()["users"]
+        assert "new@example.com" not in elsewhere.document()["users"]
         clock.advance(MEMORY_TTL_S)
-        assert "new@example.com" in elsewhere.document().users
+        assert "new@example.com" in elsewhere.document()["users"]
 
     def test_refresh_rereads_whatever_the_age(self, store: RolesStore, kv: KVNamespace, clock: Clock) -> None:
         store.document()
         other_container(kv, clock).replace(roles_document("late@example.com"), store.read_with_version()[1])
         store.document()
 
-        assert "late@example.com" in store.refresh().users
-        assert "late@example.com" in store.document().users
+        assert "late@example.com" in store.refresh()["users"]
+        assert "late@example.com" in store.document()["users"]
 
     def test_a_missing_document_authorizes_nobody(self, kv: KVNamespace, clock: Clock) -> None:
         document, version = RolesStore(kv, clock=clock).read_with_version()
 
-        assert document == RolesDocument()
+        assert document == empty_document()
         assert version is None
 
     def test_a_corrupt_stored_document_fails_closed(self, kv: KVNamespace, clock: Clock) -> None:
@@ -304,6 +305,44 @@ class TestMemoryTier:
 
         with pytest.raises(RolesDocumentCorrupt, match="data:user-roles"):
             RolesStore(kv, clock=clock).document()
+
+    def test_a_hand_edit_under_the_stores_seal_is_validated_and_fails_closed(
+        self, store: RolesStore, kv: KVNamespace, clock: Clock
+    ) -> None:
+        # Written by the store (sealed), then edited around it: a string where a list belongs would
+        # read as a list of characters, and '*' among them would grant everything.
+        store.replace(roles_document(), store.read_with_version()[1])
+        stored = kv.get(ROLES_KEY, "json")
+        stored["roles"]["demo"]["permissions"] = "*"
+        kv.put(ROLES_KEY, json.dumps(stored))
+
+        with pytest.raises(RolesDocumentCorrupt, match="permissions"):
+            RolesStore(kv, clock=clock).document()
+
+    def test_a_valid_hand_edit_is_read_and_the_next_write_seals_it_again(
+        self, store: RolesStore, kv: KVNamespace, clock: Clock
+    ) -> None:
+        store.replace(roles_document(), store.read_with_version()[1])
+        stored = kv.get(ROLES_KEY, "json")
+        del stored["users"][DEMO]["services"]
+        stored["users"]["new@example.com"] = {"email": "new@example.com", "role": "demo"}
+        kv.put(ROLES_KEY, json.dumps(stored))
+
+        document = RolesStore(kv, clock=clock).document()
+        RolesStore(kv, clock=clock).update_user_profiles(MEMBER, [profile("ops", "network")])
+
+        assert document["users"][DEMO]["services"] == []
+        assert document["users"]["new@example.com"]["dashboardProfiles"] == []
+        resealed = kv.get(ROLES_KEY, "json")
+        assert resealed["users"]["new@example.com"] == document["users"]["new@example.com"]
+        assert resealed["seal"] != stored["seal"]
+        assert RolesStore(kv, clock=clock).document() == {
+            **document,
+            "users": {
+                **document["users"],
+                MEMBER: {**document["users"][MEMBER], "dashboardProfiles": [profile("ops", "network")]},
+            },
+        }
 
     def test_a_store_error_is_raised_not_answered_from_an_expired_copy(
         self, store: RolesStore, dynamodb: Any, clock: Clock
@@ -325,8 +364,8 @@ class TestReplace:
 
         assert new_version != version
         stored, stored_version = RolesStore(kv).read_with_version()
-        assert (stored.wire(), stored_version) == (data, new_version)
-        assert document.wire() == data
+        assert (stored, stored_version) == (data, new_version)
+        assert document == data
 
     def test_a_stale_version_conflicts_and_writes_nothing(self, store: RolesStore, kv: KVNamespace) -> None:
         _, version = store.read_with_version()
@@ -347,7 +386,7 @@ class TestReplace:
             store.replace(data, before[1])
 
         assert kv.get_with_version(ROLES_KEY, "json") == before
-        assert store.document().users[ADMIN].role == "admin"
+        assert store.document()["users"][ADMIN]["role"] == "admin"
 
     def test_the_first_write_needs_the_document_absent(self, kv: KVNamespace, clock: Clock) -> None:
         fresh = RolesStore(kv, clock=clock)
@@ -379,7 +418,7 @@ class TestReplace:
         winners = [i for i, result in enumerate(results) if result is not None]
         assert len(winners) == 1
         stored, stored_version = RolesStore(kv).read_with_version()
-        assert stored.wire() == candidates[winners[0]]
+        assert stored == candidates[winners[0]]
         assert stored_version == results[winners[0]]
 
 
@@ -389,14 +428,14 @@ class TestProfileSaves:
 
         saved = store.update_user_profiles(MEMBER, [profile("ops", "docker-status", "network")])
 
-        after = RolesStore(kv).document().wire()
-        assert saved.dashboard_profiles == [profile("ops", "docker-status", "network")]
+        after = RolesStore(kv).document()
+        assert saved["dashboardProfiles"] == [profile("ops", "docker-status", "network")]
         assert after["users"][MEMBER]["dashboardProfiles"] == [
             {"id": "ops", "name": "Profile ops", "widgets": ["docker-status", "network"]}
         ]
         before["users"][MEMBER]["dashboardProfiles"] = after["users"][MEMBER]["dashboardProfiles"]
         assert after == before
-        assert store.document().users[MEMBER].dashboard_profiles == saved.dashboard_profiles
+        assert store.document()["users"][MEMBER]["dashboardProfiles"] == saved["dashboardProfiles"]
 
     def test_a_warm_save_costs_one_write_and_no_read(self, store: RolesStore, dynamodb: Any) -> None:
         store.document()
@@ -417,7 +456,7 @@ class TestProfileSaves:
             store.update_user_profiles(MEMBER, [profile("ops", "network")])
 
         assert calls.operations == ["UpdateItem", "GetItem", "UpdateItem"]
-        stored = RolesStore(kv).document().wire()
+        stored = RolesStore(kv).document()
         assert "rival@example.com" in stored["users"]
         assert stored["users"][MEMBER]["dashboardProfiles"][0]["id"] == "ops"
 
@@ -430,7 +469,7 @@ class TestProfileSaves:
 
         saved = store.update_user_profiles("new@example.com", [profile("mine", "storage")])
 
-        assert saved.dashboard_profiles == [profile("mine", "storage")]
+        assert saved["dashboardProfiles"] == [profile("mine", "storage")]
 
     def test_an_unprovisioned_email_is_refused(self, store: RolesStore) -> None:
         with pytest.raises(UserNotProvisioned):
@@ -442,15 +481,15 @@ class TestProfileSaves:
         rival = other_container(kv, clock)
 
         def rival_saves() -> None:
-            if rival.document().users[MEMBER].dashboard_profiles[0].id != "rival":
+            if rival.document()["users"][MEMBER]["dashboardProfiles"][0]["id"] != "rival":
                 rival.update_user_profiles(MEMBER, [profile("rival", "storage")])
 
         with AfterEachRead(dynamodb, rival_saves):
             store.update_user_profiles(DEMO, [profile("mine", "storage")])
 
         document = other_container(kv, clock).document()
-        assert document.users[MEMBER].dashboard_profiles[0].id == "rival"
-        assert document.users[DEMO].dashboard_profiles[0].id == "mine"
+        assert document["users"][MEMBER]["dashboardProfiles"][0]["id"] == "rival"
+        assert document["users"][DEMO]["dashboardProfiles"][0]["id"] == "mine"
 
     def test_retries_are_bounded(
         self, store: RolesStore, kv: KVNamespace, clock: Clock, dynamodb: Any
@@ -468,7 +507,7 @@ class TestProfileSaves:
             store.update_user_profiles(DEMO, [profile("mine", "storage")])
 
         assert next(saves) == PROFILE_SAVE_ATTEMPTS
-        assert other_container(kv, clock).document().users[DEMO].dashboard_profiles[0].id == "default"
+        assert other_container(kv, clock).document()["users"][DEMO]["dashboardProfiles"][0]["id"] == "default"
 
     def test_twenty_users_saving_at_once_all_land(
         self, kv: KVNamespace, clock: Clock, serialized_moto: None
@@ -485,7 +524,7 @@ class TestProfileSaves:
         with ThreadPoolExecutor(max_workers=len(users)) as pool:
             list(pool.map(save, users))
 
-        stored = RolesStore(kv).document().wire()
+        stored = RolesStore(kv).document()
         for email in users:
             assert stored["users"][email]["dashboardProfiles"] == [
                 {
@@ -494,7 +533,7 @@ class TestProfileSaves:
                     "widgets": ["network"],
                 }
             ]
-        assert parse_document(stored).users.keys() == set(users) | {ADMIN, MEMBER, DEMO}
+        assert parse_document(stored)["users"].keys() == set(users) | {ADMIN, MEMBER, DEMO}
 
 
 class TestFirstAdminCommand:
@@ -507,10 +546,10 @@ class TestFirstAdminCommand:
 
         stored = RolesStore(kv).document()
         assert status == 0
-        assert sorted(stored.roles) == ["admin", "demo", "member"]
-        assert stored.users["owner@example.com"].role == "admin"
-        assert stored.users["owner@example.com"].display_name == "Owner"
-        assert stored.users["owner@example.com"].dashboard_profiles[0].widgets == list(WIDGETS)
+        assert sorted(stored["roles"]) == ["admin", "demo", "member"]
+        assert stored["users"]["owner@example.com"]["role"] == "admin"
+        assert stored["users"]["owner@example.com"]["displayName"] == "Owner"
+        assert stored["users"]["owner@example.com"]["dashboardProfiles"][0]["widgets"] == list(WIDGETS)
         assert "owner@example.com is an administrator" in capsys.readouterr().out
 
     def test_an_existing_user_is_promoted_and_keeps_the_rest(
@@ -580,9 +619,9 @@ class TestEditsBesideProfileSaves:
         stored, new_etag = store.replace(edited, etag)
 
         assert new_etag != etag
-        assert "new@example.com" in stored.users
-        assert stored.users[MEMBER].dashboard_profiles == [profile("ops", "network")]
-        assert other_container(kv, clock).document().users[DEMO].dashboard_profiles == [
+        assert "new@example.com" in stored["users"]
+        assert stored["users"][MEMBER]["dashboardProfiles"] == [profile("ops", "network")]
+        assert other_container(kv, clock).document()["users"][DEMO]["dashboardProfiles"] == [
             profile("tour", "storage")
         ]
 
@@ -594,8 +633,8 @@ class TestEditsBesideProfileSaves:
 
         stored, _ = store.replace(edited, etag)
 
-        assert [p.id for p in stored.users[MEMBER].dashboard_profiles] == ["set"]
-        assert stored.users[DEMO].dashboard_profiles == [profile("tour", "storage")]
+        assert [p["id"] for p in stored["users"][MEMBER]["dashboardProfiles"]] == ["set"]
+        assert stored["users"][DEMO]["dashboardProfiles"] == [profile("tour", "storage")]
 
     def test_an_edit_of_a_profile_its_user_saved_since_e_conflicts(
         self, store: RolesStore, kv: KVNamespace

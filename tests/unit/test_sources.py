@@ -19,13 +19,15 @@ from arcturus.sources import (
     ServiceSource,
     SourceError,
     SourcesConfigInvalid,
-    WidgetSource,
     check_service,
     check_services,
     fetch_widget,
     gather,
     load_config,
     parse_config,
+    services,
+    slowest_timeout_s,
+    widgets,
 )
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from tests.unit.support import configure
@@ -39,7 +41,7 @@ def upstream() -> Iterator[tuple[DemoServer, str]]:
 
 
 def service(base_url: str, sid: str = "git", timeout_ms: int = 1000) -> ServiceSource:
-    return ServiceSource(id=sid, name=sid.title(), url=f"{base_url}/health/{sid}", timeout_ms=timeout_ms)
+    return {"id": sid, "name": sid.title(), "url": f"{base_url}/health/{sid}", "timeoutMs": timeout_ms}
 
 
 # -- configuration -------------------------------------------------------------------------------------
@@ -48,15 +50,15 @@ def service(base_url: str, sid: str = "git", timeout_ms: int = 1000) -> ServiceS
 def test_the_demo_configuration_is_a_valid_document() -> None:
     config = parse_config(json.dumps(demo_sources_config("http://127.0.0.1:8")))
 
-    assert [s.id for s in config.services] == ["gateway", "git", "grafana", "media", "nas"]
-    assert set(config.widgets) == {"system-health", "docker-status", "storage", "network"}
-    assert config.timeout_s == 3.0
+    assert [s["id"] for s in services(config)] == ["gateway", "git", "grafana", "media", "nas"]
+    assert set(widgets(config)) == {"system-health", "docker-status", "storage", "network"}
+    assert slowest_timeout_s(config) == 3.0
 
 
 def test_defaults_fill_an_empty_document() -> None:
     config = parse_config('{"services": [], "widgets": {}}')
 
-    assert (config.services, config.widgets, config.timeout_s) == ([], {}, 3.0)
+    assert (services(config), widgets(config), slowest_timeout_s(config)) == ([], {}, 3.0)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +83,7 @@ def test_config_comes_from_the_environment_first(monkeypatch: pytest.MonkeyPatch
     configure(monkeypatch, SOURCES_CONFIG=json.dumps(demo_sources_config("http://127.0.0.1:9")))
     configure(monkeypatch, SOURCES_PARAMETER="/never/read")
 
-    assert len(load_config().services) == 5
+    assert len(services(load_config())) == 5
 
 
 def test_config_comes_from_the_ssm_parameter_and_is_cached(
@@ -98,7 +100,7 @@ def test_config_comes_from_the_ssm_parameter_and_is_cached(
 
     # Within the parameter cache's max age the container keeps its copy (no SSM call per request)
     assert load_config() == first
-    assert len(first.services) == 5
+    assert len(services(first)) == 5
 
 
 def test_missing_configuration_is_an_error(monkeypatch: pytest.MonkeyPatch, aws_env: None) -> None:
@@ -149,14 +151,14 @@ def test_a_slow_service_is_down_after_its_timeout(upstream: tuple[DemoServer, st
 
 
 def test_an_unreachable_service_is_down() -> None:
-    checked = check_service(ServiceSource(id="gone", name="Gone", url="http://127.0.0.1:9/health"))
+    checked = check_service({"id": "gone", "name": "Gone", "url": "http://127.0.0.1:9/health"})
 
     assert (checked["status"], checked["error"]) == ("down", "connection failed")
 
 
 def test_a_service_whose_host_name_does_not_resolve_is_down_with_that_reason() -> None:
     # .invalid never resolves (RFC 2606); urllib3 1.26 and 2.x report it differently.
-    checked = check_service(ServiceSource(id="typo", name="Typo", url="http://status.example.invalid/"))
+    checked = check_service({"id": "typo", "name": "Typo", "url": "http://status.example.invalid/"})
 
     assert (checked["status"], checked["error"]) == ("down", "host name not found")
 
@@ -205,7 +207,7 @@ def test_services_are_checked_at_once_so_the_slowest_timeout_bounds_the_run(
 def test_a_widget_answers_its_json(upstream: tuple[DemoServer, str]) -> None:
     _, base_url = upstream
 
-    data = fetch_widget("docker-status", WidgetSource(url=f"{base_url}/widgets/docker-status"))
+    data = fetch_widget("docker-status", {"url": f"{base_url}/widgets/docker-status"})
 
     assert data["running"] + data["stopped"] == len(data["containers"])
 
@@ -215,7 +217,7 @@ def test_a_failing_widget_is_a_source_error(upstream: tuple[DemoServer, str]) ->
     server.upstream.set_fault("storage", "fail", None)
 
     with pytest.raises(SourceError) as caught:
-        fetch_widget("storage", WidgetSource(url=f"{base_url}/widgets/storage"))
+        fetch_widget("storage", {"url": f"{base_url}/widgets/storage"})
 
     assert (caught.value.source, caught.value.reason) == ("dashboard:storage", "HTTP 503")
 
@@ -226,8 +228,8 @@ def test_an_error_answer_does_not_poison_the_pooled_connection(upstream: tuple[D
 
     for _ in range(5):
         with pytest.raises(SourceError, match="HTTP 503"):
-            fetch_widget("storage", WidgetSource(url=f"{base_url}/widgets/storage"))
-        assert "hosts" in fetch_widget("system-health", WidgetSource(url=f"{base_url}/widgets/system-health"))
+            fetch_widget("storage", {"url": f"{base_url}/widgets/storage"})
+        assert "hosts" in fetch_widget("system-health", {"url": f"{base_url}/widgets/system-health"})
         assert check_service(service(base_url))["status"] == "up"
 
 
@@ -259,7 +261,7 @@ def odd_upstream() -> Iterator[str]:
 def test_unusable_widget_answers_are_source_errors(odd_upstream: str, path: str, reason: str) -> None:
     for _ in range(3):  # and the connection that carried an unread rest is not reused
         with pytest.raises(SourceError, match=reason):
-            fetch_widget("network", WidgetSource(url=odd_upstream + path))
+            fetch_widget("network", {"url": odd_upstream + path})
 
 
 def test_gather_reports_each_outcome_and_gives_up_at_its_deadline() -> None:

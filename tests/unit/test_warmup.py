@@ -190,19 +190,19 @@ def test_after_warmup_status_is_a_hit_without_upstream_calls(
 
 
 def test_warmup_refreshes_the_roles_document(warmup: ModuleType, kv: KVNamespace) -> None:
-    assert "late@example.com" not in roles_store().document().users
+    assert "late@example.com" not in roles_store().document()["users"]
     document, version = roles_store().read_with_version()
     # another container adds a user; this container's copy is still fresh and does not know yet
     roles_store().replace(roles_document("late@example.com"), version)
     roles_store.cache_clear()
-    assert "late@example.com" not in document.users
+    assert "late@example.com" not in document["users"]
     stale_copy = roles_store()
     stale_copy.document()
     kv.put("data:user-roles", json.dumps(roles_document("later@example.com")))
 
     post(warmup, f"Bearer {SECRET}")
 
-    assert "later@example.com" in stale_copy.document().users
+    assert "later@example.com" in stale_copy.document()["users"]
 
 
 def test_bearer_tokens_are_parsed_strictly() -> None:

@@ -13,6 +13,7 @@ local runtime's embedded AWS).
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from typing import Any, Final
 
@@ -24,6 +25,7 @@ from arcturus.roles import (
     RolesDocument,
     RolesStore,
     grants,
+    permissions_of,
     roles_store,
 )
 
@@ -48,13 +50,13 @@ DESIGN_ROLES: Final = {
 
 
 def with_admin(document: RolesDocument, email: str, display_name: str | None = None) -> dict[str, Any]:
-    """``document`` (as wire data) with ``email`` holding a role that grants ``*``.
+    """A copy of ``document`` with ``email`` holding a role that grants ``*``.
 
     An existing user keeps everything but the role; a new one gets every service, feature and site and
     a dashboard with every widget. Raises ValueError when the role named ``admin`` exists without ``*``
     and no other role has it (the command will not silently widen someone's role).
     """
-    data = document.wire()
+    data: dict[str, Any] = copy.deepcopy(dict(document))
     roles: dict[str, Any] = data["roles"] or dict(DESIGN_ROLES)
     data["roles"] = roles
     role = next((name for name, r in roles.items() if ADMIN_PERMISSION in r["permissions"]), None)
@@ -82,7 +84,9 @@ def with_admin(document: RolesDocument, email: str, display_name: str | None = N
 
 def administrators(document: RolesDocument) -> list[str]:
     """Emails of the users who can manage roles (``*``, ``manage:*`` or ``manage:roles``)."""
-    return sorted(email for email in document.users if grants(document.permissions_of(email), MANAGE_ROLES))
+    return sorted(
+        email for email in document["users"] if grants(permissions_of(document, email), MANAGE_ROLES)
+    )
 
 
 def main(argv: list[str] | None = None, store: RolesStore | None = None) -> int:

@@ -13,13 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import Field
 from typing_extensions import TypedDict
 
 from arcturus.errors import NotPermitted, NotSignedIn
-from arcturus.formats import wire_body
+from arcturus.formats import field, wire_body
 from arcturus.observability import logger
-from arcturus.roles import ADMIN_PERMISSION, DashboardProfile, RolesDocument, grants, roles_store
+from arcturus.roles import (
+    ADMIN_PERMISSION,
+    DashboardProfile,
+    RolesDocument,
+    grants,
+    permissions_of,
+    roles_store,
+)
 from arcturus.settings import settings
 
 __all__ = [
@@ -40,7 +46,7 @@ class CallerProfile(TypedDict):
     """The signed-in user as the roles document describes them."""
 
     email: str
-    displayName: Annotated[str, Field(description="From the roles document, else the email's local part.")]
+    displayName: Annotated[str, field(description="From the roles document, else the email's local part.")]
     role: str
     permissions: list[str]
     services: list[str]
@@ -72,8 +78,7 @@ class Caller:
         return ADMIN_PERMISSION in self.permissions
 
     def profile(self) -> CallerProfile:
-        """What ``GET /api/auth/me`` answers: identity, role, permissions, grants and dashboards (the
-        dashboard profiles as the roles document's models: the answer's encoder writes them out)."""
+        """What ``GET /api/auth/me`` answers: identity, role, permissions, grants and dashboards."""
         return {
             "email": self.email,
             "displayName": self.display_name,
@@ -88,18 +93,18 @@ class Caller:
 
 def caller_from(document: RolesDocument, email: str) -> Caller | None:
     """The caller ``email`` is in ``document``, or None when not provisioned."""
-    user = document.users.get(email)
+    user = document["users"].get(email)
     if user is None:
         return None
     return Caller(
         email=email,
-        role=user.role,
-        permissions=document.permissions_of(email),
-        display_name=user.display_name or email.partition("@")[0],
-        services=tuple(user.services),
-        features=tuple(user.features),
-        sites=tuple(user.sites),
-        dashboard_profiles=tuple(user.dashboard_profiles),
+        role=user["role"],
+        permissions=permissions_of(document, email),
+        display_name=user.get("displayName") or email.partition("@")[0],
+        services=tuple(user["services"]),
+        features=tuple(user["features"]),
+        sites=tuple(user["sites"]),
+        dashboard_profiles=tuple(user["dashboardProfiles"]),
     )
 
 

@@ -13,28 +13,30 @@ the store.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NotRequired, TypeAlias, get_args
 
-from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from typing_extensions import TypedDict
 
 from arcturus.container import per_container
 from arcturus.errors import ArcturusError, StoreUnavailable, VersionConflict
-from arcturus.formats import WireModel, is_email
+from arcturus.formats import Validator, after, field, is_email, wire_body
 from arcturus.kv import KVNamespace
 from arcturus.observability import logger, metrics
 
+if TYPE_CHECKING:
+    from pydantic_core import InitErrorDetails
+
 __all__ = [
     "ADMIN_PERMISSION",
-    "EMPTY_DOCUMENT",
     "GRANT_ALL",
     "MANAGE_ROLES",
     "MAX_PROFILES",
@@ -60,8 +62,11 @@ __all__ = [
     "UserNotProvisioned",
     "Widget",
     "check_stored",
+    "empty_document",
     "grants",
     "parse_document",
+    "parse_profile_update",
+    "permissions_of",
     "roles_store",
 ]
 
@@ -132,77 +137,85 @@ def _role_name(value: str) -> str:
 def _unique_profile_ids(profiles: list[DashboardProfile]) -> list[DashboardProfile]:
     seen: set[str] = set()
     for profile in profiles:
-        if profile.id in seen:
-            raise ValueError(f"profile id {profile.id!r} appears more than once; ids must be unique")
-        seen.add(profile.id)
+        if profile["id"] in seen:
+            raise ValueError(f"profile id {profile['id']!r} appears more than once; ids must be unique")
+        seen.add(profile["id"])
     return profiles
 
 
-Permission = Annotated[str, AfterValidator(_permission)]
-Email = Annotated[str, AfterValidator(_email)]
-RoleName = Annotated[str, AfterValidator(_role_name)]
-Grant = Annotated[str, Field(min_length=1, max_length=200)]
+# Aliases as strings: their metadata is made when pydantic first reads them (``arcturus.formats``).
+Permission: TypeAlias = "Annotated[str, after(_permission)]"
+Email: TypeAlias = "Annotated[str, after(_email)]"
+RoleName: TypeAlias = "Annotated[str, after(_role_name)]"
+Grant: TypeAlias = "Annotated[str, field(min_length=1, max_length=200)]"
 
 
 # -- the document --------------------------------------------------------------------------------------
 
 
-class DashboardProfile(WireModel):
+@wire_body
+class DashboardProfile(TypedDict):
     """A named set of widgets a user can switch to on the dashboard."""
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    name: str = Field(min_length=1, max_length=100)
-    widgets: list[Widget] = Field(max_length=MAX_WIDGETS)
+    id: Annotated[str, field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    name: Annotated[str, field(min_length=1, max_length=100)]
+    widgets: Annotated[list[Widget], field(max_length=MAX_WIDGETS)]
 
 
-DashboardProfiles = Annotated[
-    list[DashboardProfile], Field(max_length=MAX_PROFILES), AfterValidator(_unique_profile_ids)
-]
+DashboardProfiles: TypeAlias = (
+    "Annotated[list[DashboardProfile], field(max_length=MAX_PROFILES), after(_unique_profile_ids)]"
+)
 
 
-class UserEntry(WireModel):
-    """One provisioned user; ``*`` in services, features or sites means all of them."""
+@wire_body
+class UserEntry(TypedDict):
+    """One provisioned user; ``*`` in services, features or sites means all of them.
+
+    A document the store holds has every key but ``displayName``, which is there only when set.
+    """
 
     email: Email
     role: RoleName
-    display_name: str | None = Field(default=None, max_length=100)
-    services: list[Grant] = Field(default_factory=list)
-    features: list[Grant] = Field(default_factory=list)
-    sites: list[Grant] = Field(default_factory=list)
-    dashboard_profiles: DashboardProfiles = Field(default_factory=list)
+    displayName: NotRequired[Annotated[str | None, field(max_length=100)]]
+    services: NotRequired[list[Grant]]
+    features: NotRequired[list[Grant]]
+    sites: NotRequired[list[Grant]]
+    dashboardProfiles: NotRequired[DashboardProfiles]
 
 
-class RoleEntry(WireModel):
+@wire_body
+class RoleEntry(TypedDict):
     """A role: the permissions it grants."""
 
     permissions: list[Permission]
-    description: str = Field(default="", max_length=500)
+    description: NotRequired[Annotated[str, field(max_length=500)]]
 
 
-class RolesDocument(WireModel):
-    """The whole ``data:user-roles`` document."""
+@wire_body
+class RolesDocument(TypedDict):
+    """The whole ``data:user-roles`` document, as stored and as the API shows it."""
 
-    users: dict[Email, UserEntry] = Field(default_factory=dict)
-    roles: dict[RoleName, RoleEntry] = Field(default_factory=dict)
-
-    def permissions_of(self, email: str) -> tuple[str, ...]:
-        """The permissions of the user's role (none when the user or the role is missing)."""
-        user = self.users.get(email)
-        role = self.roles.get(user.role) if user else None
-        return tuple(role.permissions) if role else ()
-
-    def wire(self) -> dict[str, Any]:
-        """The document as stored and as the API shows it (camelCase names)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+    users: NotRequired[dict[Email, UserEntry]]
+    roles: NotRequired[dict[RoleName, RoleEntry]]
 
 
-EMPTY_DOCUMENT: Final = RolesDocument()
-
-
-class ProfileUpdate(WireModel):
+@wire_body
+class ProfileUpdate(TypedDict):
     """The body of ``POST /api/auth/profile``: the caller's complete new list of profiles."""
 
-    dashboard_profiles: DashboardProfiles
+    dashboardProfiles: DashboardProfiles
+
+
+def empty_document() -> RolesDocument:
+    """The document of a table that has none yet: nobody is provisioned."""
+    return {"users": {}, "roles": {}}
+
+
+def permissions_of(document: RolesDocument, email: str) -> tuple[str, ...]:
+    """The permissions of the user's role (none when the user or the role is missing)."""
+    user = document["users"].get(email)
+    role = document["roles"].get(user["role"]) if user else None
+    return tuple(role["permissions"]) if role else ()
 
 
 class UserNotProvisioned(ArcturusError):
@@ -213,6 +226,37 @@ class RolesDocumentCorrupt(ArcturusError):
     """The stored document does not parse (edited by hand around the API); nobody is authorized."""
 
 
+_DOCUMENT: Final[Validator[RolesDocument]] = Validator(RolesDocument)
+_PROFILE_UPDATE: Final[Validator[ProfileUpdate]] = Validator(ProfileUpdate)
+_BASE_PROFILES: Final[Validator[dict[str, list[DashboardProfile]]]] = Validator(
+    dict[str, list[DashboardProfile]]
+)
+
+
+def _complete(document: RolesDocument) -> RolesDocument:
+    """``document`` (validated) with every key the store keeps: what the API shows and the code reads.
+
+    Absent lists become empty, an absent description empty, a null ``displayName`` absent; keys in the
+    order the API has always shown them.
+    """
+    users: dict[str, UserEntry] = {}
+    for email, user in document.get("users", {}).items():
+        entry: UserEntry = {"email": user["email"], "role": user["role"]}
+        display_name = user.get("displayName")
+        if display_name is not None:
+            entry["displayName"] = display_name
+        entry["services"] = user.get("services", [])
+        entry["features"] = user.get("features", [])
+        entry["sites"] = user.get("sites", [])
+        entry["dashboardProfiles"] = user.get("dashboardProfiles", [])
+        users[email] = entry
+    roles: dict[str, RoleEntry] = {
+        name: {"permissions": role["permissions"], "description": role.get("description", "")}
+        for name, role in document.get("roles", {}).items()
+    }
+    return {"users": users, "roles": roles}
+
+
 def parse_document(data: Any) -> RolesDocument:
     """Validate ``data`` as a document that may be written; raises pydantic's ValidationError.
 
@@ -220,18 +264,26 @@ def parse_document(data: Any) -> RolesDocument:
     one user keeps ``*`` or ``manage:roles`` so the document cannot lock every administrator out.
     Each error names the field (``users.<email>.role``) and says why.
     """
-    document = data if isinstance(data, RolesDocument) else RolesDocument.model_validate(data)
+    document = _complete(_DOCUMENT.json(data) if isinstance(data, str | bytes) else _DOCUMENT.python(data))
     errors = list(_reference_errors(document))
     if errors:
+        from pydantic_core import ValidationError  # noqa: PLC0415 - a write path: see arcturus.formats
+
         raise ValidationError.from_exception_data("RolesDocument", errors)
     return document
+
+
+def parse_profile_update(text: str | bytes) -> list[DashboardProfile]:
+    """The profiles of a ``POST /api/auth/profile`` body; raises pydantic's ValidationError."""
+    return _PROFILE_UPDATE.json(text)["dashboardProfiles"]
 
 
 def check_stored(text: str | bytes) -> RolesDocument:
     """Validate a document about to be stored under ``ROLES_KEY`` by hand (``kv put``, a bulk import)
     as ``PUT /api/auth/roles`` validates it; ValueError (pydantic's ValidationError is one) says why.
 
-    The fields the store itself keeps in the stored JSON (``revision``, ``baseProfiles``) may be there.
+    The fields the store itself keeps in the stored JSON (``revision``, ``baseProfiles``, ``seal``) may
+    be there.
     """
     data = json.loads(text)
     if isinstance(data, dict):
@@ -240,34 +292,49 @@ def check_stored(text: str | bytes) -> RolesDocument:
 
 
 def _reference_errors(document: RolesDocument) -> Iterable[InitErrorDetails]:
-    for key, user in document.users.items():
-        if user.email != key:
+    users, roles = document["users"], document["roles"]
+    for key, user in users.items():
+        if user["email"] != key:
             yield _error(
                 ("users", key, "email"),
                 "email_mismatch",
-                f"the entry's email {user.email!r} differs from its key {key!r}",
-                user.email,
+                f"the entry's email {user['email']!r} differs from its key {key!r}",
+                user["email"],
             )
-        if user.role not in document.roles:
+        if user["role"] not in roles:
             yield _error(
                 ("users", key, "role"),
                 "unknown_role",
-                f"role {user.role!r} is not defined in roles (defined: {', '.join(sorted(document.roles))})",
-                user.role,
+                f"role {user['role']!r} is not defined in roles (defined: {', '.join(sorted(roles))})",
+                user["role"],
             )
-    if not any(grants(document.permissions_of(email), MANAGE_ROLES) for email in document.users):
+    if not any(grants(permissions_of(document, email), MANAGE_ROLES) for email in users):
         yield _error(
             ("users",),
             "lockout",
             f"no user would keep '{ADMIN_PERMISSION}' or '{MANAGE_ROLES}': the document would lock every "
             "administrator out",
-            sorted(document.users),
+            sorted(users),
         )
 
 
 def _error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> InitErrorDetails:
+    from pydantic_core import InitErrorDetails, PydanticCustomError  # noqa: PLC0415 - a write path
+
     # The message is passed as a context value so braces in user input are never read as a template.
     return InitErrorDetails(type=PydanticCustomError(kind, "{why}", {"why": message}), loc=loc, input=value)
+
+
+def _seal(stored: Mapping[str, Any]) -> str:
+    """The digest the store writes beside the JSON it validated.
+
+    A read whose JSON still has it needs no validation, so reading the document never imports
+    pydantic; JSON edited around the store (a hand edit in the console) no longer matches and is
+    validated in full before anyone is authorized by it. It guards against accidents, not attackers:
+    whoever can write the table can write a valid document.
+    """
+    canonical = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # -- the store -----------------------------------------------------------------------------------------
@@ -282,7 +349,7 @@ class _Stored:
     document: RolesDocument
     kv_version: str | None
     revision: str | None
-    base_profiles: dict[str, tuple[DashboardProfile, ...]]
+    base_profiles: dict[str, list[DashboardProfile]]
     read_at: float
 
 
@@ -362,7 +429,7 @@ class RolesStore:
             except VersionConflict:
                 continue  # a profile save landed in between: merge with it too
             logger.info(
-                "roles document replaced", extra={"version": new_revision, "users": len(merged.users)}
+                "roles document replaced", extra={"version": new_revision, "users": len(merged["users"])}
             )
             return merged, new_revision
         raise StoreUnavailable("the roles document kept changing while it was replaced")
@@ -379,15 +446,18 @@ class RolesStore:
         for attempt in range(PROFILE_SAVE_ATTEMPTS):
             self._back_off(attempt)
             stored = self._fresh_copy() if attempt == 0 else None
-            if stored is None or stored.kv_version is None or email not in stored.document.users:
+            if stored is None or stored.kv_version is None or email not in stored.document["users"]:
                 with self._lock:
                     stored = self._load()
-            user = stored.document.users.get(email)
+            user = stored.document["users"].get(email)
             if user is None:
                 raise UserNotProvisioned(email)
-            updated = user.model_copy(update={"dashboard_profiles": list(profiles)})
-            changed = stored.document.model_copy(update={"users": {**stored.document.users, email: updated}})
-            base = {email: tuple(user.dashboard_profiles)} | stored.base_profiles
+            updated: UserEntry = {**user, "dashboardProfiles": list(profiles)}
+            changed: RolesDocument = {
+                **stored.document,
+                "users": {**stored.document["users"], email: updated},
+            }
+            base = {email: user["dashboardProfiles"]} | stored.base_profiles
             try:
                 self._write(changed, stored.kv_version, stored.revision, base)
             except VersionConflict:
@@ -407,14 +477,12 @@ class RolesStore:
         document: RolesDocument,
         kv_version: str | None,
         revision: str | None,
-        base_profiles: dict[str, tuple[DashboardProfile, ...]],
+        base_profiles: dict[str, list[DashboardProfile]],
     ) -> None:
-        stored = document.wire() | {"revision": revision}
+        stored: dict[str, Any] = {**document, "revision": revision}
         if base_profiles:
-            stored["baseProfiles"] = {
-                email: [p.model_dump(mode="json", by_alias=True) for p in profiles]
-                for email, profiles in base_profiles.items()
-            }
+            stored["baseProfiles"] = base_profiles
+        stored["seal"] = _seal(stored)
         new_kv_version = self._kv.put_if_version(
             ROLES_KEY, json.dumps(stored, separators=(",", ":"), ensure_ascii=False), kv_version
         )
@@ -429,25 +497,43 @@ class RolesStore:
         """Read the stored document into the copy (call with the lock held)."""
         raw, kv_version = self._kv.get_with_version(ROLES_KEY, "json")
         if raw is None:
-            self._copy = _Stored(EMPTY_DOCUMENT, None, None, {}, self._clock())
+            self._copy = _Stored(empty_document(), None, None, {}, self._clock())
             return self._copy
         try:
-            # A document written before revisions existed: its KV version was its ETag.
-            revision = raw.pop("revision", None) or kv_version
-            base = _BASE_PROFILES.validate_python(raw.pop("baseProfiles", {}))
-            document = RolesDocument.model_validate(raw)
-        except (ValidationError, AttributeError) as error:
+            document, base = _sealed(raw) or _validated(raw)
+        except ValueError as error:  # pydantic's ValidationError is one
             # Fail closed and loudly: a hand-edited broken document must not half-authorize anyone.
             logger.error("the stored roles document is invalid", extra={"version": kv_version})
             raise RolesDocumentCorrupt(f"{ROLES_KEY} (version {kv_version}) is invalid: {error}") from error
-        profiles = {email: tuple(listed) for email, listed in base.items()}
-        self._copy = _Stored(document, kv_version, revision, profiles, self._clock())
+        # A document written before revisions existed: its KV version was its ETag.
+        revision = raw.get("revision") or kv_version
+        self._copy = _Stored(document, kv_version, revision, base, self._clock())
         return self._copy
 
 
-_STORE_FIELDS: Final = ("revision", "baseProfiles")
+_STORE_FIELDS: Final = ("revision", "baseProfiles", "seal")
 """What the store keeps in the stored JSON beside the document itself."""
-_BASE_PROFILES: Final = TypeAdapter(dict[str, list[DashboardProfile]])
+
+
+def _sealed(raw: Any) -> tuple[RolesDocument, dict[str, list[DashboardProfile]]] | None:
+    """The document and base profiles of stored JSON that still carries the store's seal, else None."""
+    if not isinstance(raw, dict) or "seal" not in raw:
+        return None
+    unsealed = {name: value for name, value in raw.items() if name != "seal"}
+    if _seal(unsealed) != raw["seal"]:
+        return None
+    return {"users": raw["users"], "roles": raw["roles"]}, raw.get("baseProfiles", {})
+
+
+def _validated(raw: Any) -> tuple[RolesDocument, dict[str, list[DashboardProfile]]]:
+    """The document and base profiles of stored JSON without a valid seal, validated in full (shape
+    only: a document the store did not write is still read as long as it is well-formed)."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"the stored JSON is a {type(raw).__name__}, not an object")
+    logger.info("the stored roles document carries no seal of this store: validating it")
+    base = _BASE_PROFILES.python(raw.get("baseProfiles", {}))
+    document = _DOCUMENT.python({name: value for name, value in raw.items() if name not in _STORE_FIELDS})
+    return _complete(document), base
 
 
 def _merge_profiles(edited: RolesDocument, stored: _Stored) -> RolesDocument:
@@ -456,18 +542,18 @@ def _merge_profiles(edited: RolesDocument, stored: _Stored) -> RolesDocument:
     Per user: profiles the edit left as they were at the revision take the user's saves; profiles only
     the edit changed take the edit's; both changed (differently) is a VersionConflict.
     """
-    users = dict(edited.users)
-    for email, user in edited.users.items():
-        current = stored.document.users.get(email)
+    users = dict(edited["users"])
+    for email, user in edited["users"].items():
+        current = stored.document["users"].get(email)
         if current is None:
             continue
-        base = stored.base_profiles.get(email, tuple(current.dashboard_profiles))
-        mine, theirs = tuple(user.dashboard_profiles), tuple(current.dashboard_profiles)
+        base = stored.base_profiles.get(email, current["dashboardProfiles"])
+        mine, theirs = user["dashboardProfiles"], current["dashboardProfiles"]
         if mine == base:
-            users[email] = user.model_copy(update={"dashboard_profiles": list(theirs)})
+            users[email] = {**user, "dashboardProfiles": theirs}
         elif theirs not in (base, mine):
             raise VersionConflict(f"{email} saved dashboard profiles that this edit changes too")
-    return edited.model_copy(update={"users": users})
+    return {**edited, "users": users}
 
 
 @per_container

@@ -24,19 +24,18 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Final, Literal, NotRequired, TypeVar
+from typing import Annotated, Any, Final, Literal, NotRequired, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from pydantic import AfterValidator, Field, ValidationError
 from typing_extensions import TypedDict
 
 from arcturus import aws
 from arcturus.container import per_container
 from arcturus.errors import ArcturusError
-from arcturus.formats import WireModel, iso8601, wire_body
+from arcturus.formats import Validator, after, field, iso8601, wire_body
 from arcturus.roles import Widget
 from arcturus.settings import settings
 
@@ -66,6 +65,10 @@ __all__ = [
     "gather",
     "load_config",
     "parse_config",
+    "services",
+    "slowest_timeout_s",
+    "timeout_ms",
+    "widgets",
 ]
 
 SOURCES_CONFIG_ENV: Final = "SOURCES_CONFIG"
@@ -106,46 +109,66 @@ def _http_url(value: str) -> str:
     return value
 
 
-Url = Annotated[str, AfterValidator(_http_url)]
-TimeoutMs = Annotated[int, Field(ge=100, le=MAX_TIMEOUT_MS)]
-
-
-class ServiceSource(WireModel):
-    """A service whose health endpoint is checked."""
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-    name: str = Field(min_length=1, max_length=100)
-    url: Url
-    timeout_ms: TimeoutMs = DEFAULT_TIMEOUT_MS
-
-
-class WidgetSource(WireModel):
-    """The upstream that answers a dashboard widget's JSON."""
-
-    url: Url
-    timeout_ms: TimeoutMs = DEFAULT_TIMEOUT_MS
-
-
 def _unique_ids(services: list[ServiceSource]) -> list[ServiceSource]:
-    ids = [service.id for service in services]
+    ids = [service["id"] for service in services]
     if len(ids) != len(set(ids)):
         raise ValueError(f"service ids must be unique: {sorted(i for i in set(ids) if ids.count(i) > 1)}")
     return services
 
 
-class SourcesConfig(WireModel):
+# Aliases as strings: their metadata is made when pydantic first reads them (``arcturus.formats``).
+Url: TypeAlias = "Annotated[str, after(_http_url)]"
+TimeoutMs: TypeAlias = "Annotated[int, field(ge=100, le=MAX_TIMEOUT_MS)]"
+
+
+@wire_body
+class ServiceSource(TypedDict):
+    """A service whose health endpoint is checked."""
+
+    id: Annotated[str, field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+    name: Annotated[str, field(min_length=1, max_length=100)]
+    url: Url
+    timeoutMs: NotRequired[TimeoutMs]
+
+
+@wire_body
+class WidgetSource(TypedDict):
+    """The upstream that answers a dashboard widget's JSON."""
+
+    url: Url
+    timeoutMs: NotRequired[TimeoutMs]
+
+
+@wire_body
+class SourcesConfig(TypedDict):
     """Every upstream source."""
 
-    services: Annotated[list[ServiceSource], Field(max_length=MAX_SERVICES), AfterValidator(_unique_ids)] = (
-        Field(default_factory=list)
-    )
-    widgets: dict[Widget, WidgetSource] = Field(default_factory=dict)
+    services: NotRequired[Annotated[list[ServiceSource], field(max_length=MAX_SERVICES), after(_unique_ids)]]
+    widgets: NotRequired[dict[Widget, WidgetSource]]
 
-    @property
-    def timeout_s(self) -> float:
-        """The slowest source's timeout: what asking all of them at once takes at most."""
-        timeouts = [s.timeout_ms for s in self.services] + [w.timeout_ms for w in self.widgets.values()]
-        return max(timeouts, default=DEFAULT_TIMEOUT_MS) / 1000
+
+_CONFIG: Final[Validator[SourcesConfig]] = Validator(SourcesConfig)
+
+
+def slowest_timeout_s(config: SourcesConfig) -> float:
+    """The slowest source's timeout: what asking all of them at once takes at most."""
+    sources: list[ServiceSource | WidgetSource] = [*services(config), *widgets(config).values()]
+    return max(map(timeout_ms, sources), default=DEFAULT_TIMEOUT_MS) / 1000
+
+
+def services(config: SourcesConfig) -> list[ServiceSource]:
+    """The configured services, in order (none when the document lists none)."""
+    return config.get("services", [])
+
+
+def widgets(config: SourcesConfig) -> dict[Widget, WidgetSource]:
+    """The configured widget upstreams (none when the document lists none)."""
+    return config.get("widgets", {})
+
+
+def timeout_ms(source: ServiceSource | WidgetSource) -> int:
+    """How long ``source`` may take to answer."""
+    return source.get("timeoutMs", DEFAULT_TIMEOUT_MS)
 
 
 def parse_config(text: str | bytes) -> SourcesConfig:
@@ -157,8 +180,8 @@ def parse_config(text: str | bytes) -> SourcesConfig:
 def _parse(text: str) -> SourcesConfig:
     # Cached on the text: a warm container validates the document again only when it changed.
     try:
-        return SourcesConfig.model_validate_json(text)
-    except ValidationError as error:
+        return _CONFIG.json(text)
+    except ValueError as error:  # pydantic's ValidationError is one
         raise SourcesConfigInvalid(f"the sources configuration is invalid: {error}") from error
 
 
@@ -251,7 +274,7 @@ class ServiceCheck(TypedDict):
     name: str
     status: Literal["up", "down"]
     statusCode: Annotated[
-        int | None, Field(description="The service's HTTP status; null when it did not answer.")
+        int | None, field(description="The service's HTTP status; null when it did not answer.")
     ]
     latencyMs: int | None
     checkedAt: str
@@ -263,17 +286,17 @@ def check_service(service: ServiceSource, *, clock: Callable[[], float] = time.t
     checked_at = iso8601(clock())
     started = time.monotonic()
     try:
-        response = _get(service.url, service.timeout_ms)
+        response = _get(service["url"], timeout_ms(service))
     except (urllib3.exceptions.HTTPError, OSError) as error:
         latency = round((time.monotonic() - started) * 1000)
-        return _down(service, checked_at, None, latency, _reason(error, service.timeout_ms))
+        return _down(service, checked_at, None, latency, _reason(error, timeout_ms(service)))
     latency = round((time.monotonic() - started) * 1000)
     _release(response, drain=True)
     if response.status >= 400:
         return _down(service, checked_at, response.status, latency, f"HTTP {response.status}")
     return {
-        "id": service.id,
-        "name": service.name,
+        "id": service["id"],
+        "name": service["name"],
         "status": "up",
         "statusCode": response.status,
         "latencyMs": latency,
@@ -285,8 +308,8 @@ def _down(
     service: ServiceSource, checked_at: str, status_code: int | None, latency_ms: int | None, error: str
 ) -> ServiceCheck:
     return {
-        "id": service.id,
-        "name": service.name,
+        "id": service["id"],
+        "name": service["name"],
         "status": "down",
         "statusCode": status_code,
         "latencyMs": latency_ms,
@@ -299,16 +322,16 @@ def fetch_widget(name: str, widget: WidgetSource) -> Any:
     """The JSON ``widget``'s upstream answers; raises SourceError for anything but a 2xx JSON answer."""
     source = f"dashboard:{name}"
     try:
-        response = _get(widget.url, widget.timeout_ms)
+        response = _get(widget["url"], timeout_ms(widget))
     except (urllib3.exceptions.HTTPError, OSError) as error:
-        raise SourceError(source, _reason(error, widget.timeout_ms)) from error
+        raise SourceError(source, _reason(error, timeout_ms(widget))) from error
     body = b""
     try:
         if not 200 <= response.status < 300:
             raise SourceError(source, f"HTTP {response.status}")
         body = response.read(MAX_BODY_BYTES + 1)
     except (urllib3.exceptions.HTTPError, OSError) as error:
-        raise SourceError(source, _reason(error, widget.timeout_ms)) from error
+        raise SourceError(source, _reason(error, timeout_ms(widget))) from error
     finally:
         # An error page is short and worth draining; the rest of an oversized body is not.
         _release(response, drain=len(body) <= MAX_BODY_BYTES)
@@ -347,10 +370,10 @@ def gather(tasks: Mapping[str, Callable[[], T]], timeout_s: float) -> dict[str, 
 def check_services(config: SourcesConfig) -> list[ServiceCheck]:
     """Health-check every configured service at once, in configuration order."""
     checks = gather(
-        {service.id: functools.partial(check_service, service) for service in config.services},
-        config.timeout_s + GATHER_MARGIN_S,
+        {service["id"]: functools.partial(check_service, service) for service in services(config)},
+        slowest_timeout_s(config) + GATHER_MARGIN_S,
     )
-    return [as_check(service, checks[service.id]) for service in config.services]
+    return [as_check(service, checks[service["id"]]) for service in services(config)]
 
 
 def as_check(service: ServiceSource, result: ServiceCheck | Exception) -> ServiceCheck:

@@ -20,13 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final, Generic, Literal, NamedTuple, TypeVar
 
-from pydantic import Field
 from typing_extensions import TypedDict
 
 from arcturus import sources
 from arcturus.cache import Cached, CacheState, Lookup, TwoTierCache
 from arcturus.errors import NotFound, SourceUnavailable
-from arcturus.formats import iso8601, wire_body
+from arcturus.formats import field, iso8601, wire_body
 from arcturus.roles import GRANT_ALL, DashboardProfile, Widget
 from arcturus.sources import ServiceCheck, SourceError, SourcesConfig
 
@@ -67,9 +66,9 @@ class ServicesReport(TypedDict):
 
 @wire_body
 class ServiceCounts(TypedDict):
-    total: Annotated[int, Field(ge=0)]
-    up: Annotated[int, Field(ge=0)]
-    down: Annotated[int, Field(ge=0)]
+    total: Annotated[int, field(ge=0)]
+    up: Annotated[int, field(ge=0)]
+    down: Annotated[int, field(ge=0)]
 
 
 @wire_body
@@ -86,7 +85,7 @@ class StatusSummary(TypedDict):
     status: Literal["operational", "degraded", "outage", "unknown"]
     services: ServiceCounts
     down: list[DownService]
-    averageLatencyMs: Annotated[int | None, Field(description="Mean latency of the services that are up.")]
+    averageLatencyMs: Annotated[int | None, field(description="Mean latency of the services that are up.")]
     checkedAt: str
 
 
@@ -99,7 +98,7 @@ class ProfileRef(TypedDict):
 @wire_body
 class WidgetData(TypedDict):
     id: Widget
-    data: Annotated[Any, Field(description="The widget's upstream JSON, as it answered.")]
+    data: Annotated[Any, field(description="The widget's upstream JSON, as it answered.")]
     fetchedAt: str
     cache: CacheState
 
@@ -108,7 +107,7 @@ class WidgetData(TypedDict):
 class WidgetError(TypedDict):
     id: Widget
     error: Annotated[
-        str, Field(description="Why its source gave nothing (the other widgets may still have data).")
+        str, field(description="Why its source gave nothing (the other widgets may still have data).")
     ]
 
 
@@ -213,10 +212,10 @@ class StatusBoard:
         503 only when every widget failed; the answer's ``X-Cache`` is its least fresh widget's state.
         """
         profile = _choose(profiles, profile_id)
-        listing: list[ProfileRef] = [{"id": p.id, "name": p.name} for p in profiles]
+        listing: list[ProfileRef] = [{"id": p["id"], "name": p["name"]} for p in profiles]
         if profile is None:
             return View({"profile": None, "profiles": listing, "widgets": []}, CacheState.HIT)
-        widgets = list(dict.fromkeys(profile.widgets))
+        widgets = list(dict.fromkeys(profile["widgets"]))
         results = dict(
             zip(
                 widgets,
@@ -228,9 +227,9 @@ class StatusBoard:
         if widgets and len(failed) == len(widgets):
             raise unavailable(failed[0])
         body: Dashboard = {
-            "profile": {"id": profile.id, "name": profile.name},
+            "profile": {"id": profile["id"], "name": profile["name"]},
             "profiles": listing,
-            "widgets": [_widget(w, results[w]) for w in profile.widgets],
+            "widgets": [_widget(w, results[w]) for w in profile["widgets"]],
         }
         states = {r.state for r in results.values() if isinstance(r, Cached)}
         worst = next((s for s in (CacheState.MISS, CacheState.STALE) if s in states), CacheState.HIT)
@@ -242,7 +241,7 @@ class StatusBoard:
 
     def _widget_fetcher(self, widget: str) -> Callable[[], Any]:
         def fetch() -> Any:
-            source = next((s for name, s in self._config().widgets.items() if name == widget), None)
+            source = next((s for name, s in sources.widgets(self._config()).items() if name == widget), None)
             if source is None:
                 raise SourceError(f"{DASHBOARD}:{widget}", "no upstream configured for this widget")
             return sources.fetch_widget(widget, source)
@@ -254,9 +253,9 @@ def _choose(profiles: Sequence[DashboardProfile], profile_id: str | None) -> Das
     if profile_id is None:
         return profiles[0] if profiles else None
     for profile in profiles:
-        if profile.id == profile_id:
+        if profile["id"] == profile_id:
             return profile
-    known = ", ".join(p.id for p in profiles) or "none"
+    known = ", ".join(p["id"] for p in profiles) or "none"
     raise NotFound(f"You have no dashboard profile {profile_id!r} (yours: {known}).")
 
 

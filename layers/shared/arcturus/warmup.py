@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, Final
 
-from pydantic import Field
 from typing_extensions import TypedDict
 
 from arcturus import sources
 from arcturus.cache import TwoTierCache
-from arcturus.formats import wire_body
+from arcturus.formats import field, wire_body
 from arcturus.observability import logger, metrics
 from arcturus.sources import SourceError, SourcesConfig
 from arcturus.statusboard import DASHBOARD, SERVICES, services_report
@@ -34,7 +33,7 @@ WRITE_TIMEOUT_S: Final = 5.0
 
 @wire_body
 class FailedSource(TypedDict):
-    source: Annotated[str, Field(description="service:<id>, dashboard:<widget>, status, services or roles.")]
+    source: Annotated[str, field(description="service:<id>, dashboard:<widget>, status, services or roles.")]
     error: str
 
 
@@ -44,7 +43,7 @@ class WarmupReport(TypedDict):
 
     warmed: list[str]
     failed: list[FailedSource]
-    durationMs: Annotated[int, Field(ge=0)]
+    durationMs: Annotated[int, field(ge=0)]
 
 
 def run(cache: TwoTierCache, config: SourcesConfig, refresh_roles: Callable[[], object]) -> WarmupReport:
@@ -52,23 +51,23 @@ def run(cache: TwoTierCache, config: SourcesConfig, refresh_roles: Callable[[], 
     started = time.monotonic()
     checked_at = time.time()
     asks: dict[str, Callable[[], Any]] = {
-        f"service:{s.id}": functools.partial(sources.check_service, s) for s in config.services
+        f"service:{s['id']}": functools.partial(sources.check_service, s) for s in sources.services(config)
     }
     asks |= {
         f"{DASHBOARD}:{w}": functools.partial(sources.fetch_widget, w, src)
-        for w, src in config.widgets.items()
+        for w, src in sources.widgets(config).items()
     }
     asks[ROLES] = refresh_roles
-    answers = sources.gather(asks, config.timeout_s + sources.GATHER_MARGIN_S)
+    answers = sources.gather(asks, sources.slowest_timeout_s(config) + sources.GATHER_MARGIN_S)
 
-    checks = [sources.as_check(s, answers[f"service:{s.id}"]) for s in config.services]
+    checks = [sources.as_check(s, answers[f"service:{s['id']}"]) for s in sources.services(config)]
     failed: list[FailedSource] = [
         {"source": f"service:{c['id']}", "error": c["error"]} for c in checks if c["status"] != "up"
     ]
     writes: dict[str, Callable[[], None]] = {
         SERVICES[0]: functools.partial(cache.put, *SERVICES, services_report(checks, checked_at)),
     }
-    for widget in config.widgets:
+    for widget in sources.widgets(config):
         name = f"{DASHBOARD}:{widget}"
         if isinstance(answers[name], Exception):
             failed.append({"source": name, "error": _why(answers[name])})

@@ -7,10 +7,9 @@ import dataclasses
 import threading
 from typing import Annotated, Any, Final
 
-from pydantic import Field
 from typing_extensions import TypedDict
 
-from arcturus.formats import iso8601, wire_body
+from arcturus.formats import field, iso8601, wire_body
 
 __all__ = ["MEMORY_MAX_BYTES", "MEMORY_MAX_ENTRIES", "Entry", "MemoryCacheStats", "MemoryTier"]
 
@@ -30,9 +29,9 @@ class Entry:
 
 @wire_body
 class MemoryCacheStats(TypedDict):
-    keys: Annotated[int, Field(ge=0)]
+    keys: Annotated[int, field(ge=0)]
     oldestEntry: Annotated[
-        str | None, Field(description="ISO 8601 fetch time of the oldest entry; null when empty.")
+        str | None, field(description="ISO 8601 fetch time of the oldest entry; null when empty.")
     ]
     newestEntry: str | None
 

@@ -11,11 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Final, NotRequired
 
-from pydantic import Field
 from typing_extensions import TypedDict
 
 from arcturus.cache.memory import MemoryCacheStats
-from arcturus.formats import wire_body
+from arcturus.formats import field, wire_body
 from arcturus.kv import MAX_LIST_LIMIT, KVNamespace
 
 __all__ = ["COUNT_BUDGET_S", "SHOWN_PREFIXES", "STATUS_PAGE", "CacheStatus", "KeyCensus", "listed_page"]
@@ -33,18 +32,18 @@ class CacheStatus(TypedDict):
     first page) how many other keys there are per class; their names are never shown."""
 
     memoryCache: MemoryCacheStats
-    kvKeys: Annotated[list[str], Field(description="cache: and data: keys, in order.")]
-    cursor: NotRequired[Annotated[str, Field(description="Present while more keys remain: send it back.")]]
+    kvKeys: Annotated[list[str], field(description="cache: and data: keys, in order.")]
+    cursor: NotRequired[Annotated[str, field(description="Present while more keys remain: send it back.")]]
     otherKeys: NotRequired[
         Annotated[
             dict[str, int],
-            Field(description="First page only: keys of every other class (rate, session, ...), counted."),
+            field(description="First page only: keys of every other class (rate, session, ...), counted."),
         ]
     ]
     otherKeysComplete: NotRequired[
         Annotated[
             bool,
-            Field(description="First page only: false when counting stopped at its time budget (a floor)."),
+            field(description="First page only: false when counting stopped at its time budget (a floor)."),
         ]
     ]
 

@@ -7,10 +7,9 @@ from http import HTTPStatus
 from typing import Annotated, Any, Final
 
 from aws_lambda_powertools.event_handler import Response
-from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
-from arcturus.formats import wire_body
+from arcturus.formats import field, pydantic_config, wire_body
 from arcturus.web.encoder import to_json
 
 __all__ = ["PROBLEM_JSON", "FieldError", "HTTPProblem", "Problem", "ValidationProblem", "field_errors"]
@@ -18,7 +17,7 @@ __all__ = ["PROBLEM_JSON", "FieldError", "HTTPProblem", "Problem", "ValidationPr
 PROBLEM_JSON: Final = "application/problem+json"
 
 
-@with_config(extra="allow")
+@pydantic_config(extra="allow")
 class Problem(TypedDict):
     """RFC 9457 problem details: every error answer of the functions (``application/problem+json``).
 
@@ -26,17 +25,17 @@ class Problem(TypedDict):
     """
 
     type: Annotated[
-        str, Field(description="Always about:blank: the status code and title say what happened.")
+        str, field(description="Always about:blank: the status code and title say what happened.")
     ]
     title: str
-    status: Annotated[int, Field(ge=400, le=599)]
-    detail: Annotated[str, Field(description="What went wrong and what to do about it, for a person.")]
+    status: Annotated[int, field(ge=400, le=599)]
+    detail: Annotated[str, field(description="What went wrong and what to do about it, for a person.")]
 
 
 @wire_body
 class FieldError(TypedDict):
     field: Annotated[
-        str, Field(description="Dotted path of the field (users.a@b.example.role); empty: the body.")
+        str, field(description="Dotted path of the field (users.a@b.example.role); empty: the body.")
     ]
     message: str
 

@@ -16,14 +16,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
-    OpenAPIRequestValidationMiddleware,
-)
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestValidationError,
-)
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from arcturus.errors import ArcturusError
 from arcturus.observability import logger, metrics, tracer
@@ -88,7 +82,7 @@ def build_resolver(*, takes_input: bool = True) -> APIGatewayHttpResolver:
     # would run it before any middleware could refuse a body it must not parse.
     app = APIGatewayHttpResolver(serializer=to_json, json_body_deserializer=_json_body)
     if takes_input:
-        app.use([_json_bodies_only, OpenAPIRequestValidationMiddleware()])  # type: ignore[no-untyped-call]
+        _validate_input(app)
     else:
         app.use([_json_bodies_only])
         _WITHOUT_INPUT.add(app)
@@ -99,10 +93,6 @@ def build_resolver(*, takes_input: bool = True) -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)
     def _request_invalid(error: RequestValidationError) -> Response[str]:
-        return invalid(list(error.errors())).response()
-
-    @app.exception_handler(ValidationError)
-    def _model_invalid(error: ValidationError) -> Response[str]:
         return invalid(list(error.errors())).response()
 
     @app.exception_handler(ArcturusError)
@@ -120,6 +110,22 @@ def build_resolver(*, takes_input: bool = True) -> APIGatewayHttpResolver:
         return HTTPProblem(404, f"No route for {app.current_event.raw_path}.").response()
 
     return app
+
+
+def _validate_input(app: APIGatewayHttpResolver) -> None:
+    """Powertools' request validation, and 422 for a body a route's own validator refuses: pydantic is
+    imported here, by a function that takes input, and by no other."""
+    # Deferred imports: both load pydantic (about 90 ms of a cold start).
+    from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (  # noqa: PLC0415
+        OpenAPIRequestValidationMiddleware,
+    )
+    from pydantic_core import ValidationError  # noqa: PLC0415
+
+    app.use([_json_bodies_only, OpenAPIRequestValidationMiddleware()])  # type: ignore[no-untyped-call]
+
+    @app.exception_handler(ValidationError)
+    def _body_invalid(error: ValidationError) -> Response[str]:
+        return invalid(list(error.errors())).response()
 
 
 def validates_input(app: APIGatewayHttpResolver) -> bool:
