@@ -30,7 +30,7 @@ def _requests(setup: KVNamespace) -> list[tuple[str, str, EventBuilder]]:
         return http_event(
             "PUT",
             "/api/auth/roles",
-            body=document.wire(),
+            body=document,
             headers={"If-Match": f'"{revision}"'},
             claims=claims_for(ADMIN),
         )

@@ -156,7 +156,7 @@ def sample_requests(route: Route, setup: Setup) -> Iterator[dict[str, Any]]:
         headers = {}
         if route.key == "PUT /api/auth/roles":
             document, revision = RolesStore(setup.kv).read_with_version()
-            body, headers["If-Match"] = document.wire(), f'"{revision}"'
+            body, headers["If-Match"] = document, f'"{revision}"'
         if route.key == "POST /api/cache/warmup":
             headers["Authorization"] = f"Bearer {setup.warmup_secret}"
         yield http_event(

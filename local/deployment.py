@@ -6,7 +6,6 @@ persisted data when no serve is running.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -15,6 +14,7 @@ from local.aws import EmbeddedAWS
 from local.console import Console
 from local.datadir import DataDir
 from local.intrinsics import NotEmulated
+from local.kvbulk import as_stored
 from local.provision import Resources, provision
 from local.snapshot import TableSnapshots
 from local.template import Template
@@ -132,9 +132,8 @@ class Deployment:
             return
         kv = KVNamespace(table, namespace, client=self.aws.client("dynamodb"))
         for key, file_name in SEEDS.items():
-            text = (SEED_DIR / file_name).read_text()
-            json.loads(text)  # a broken seed file fails here, not in every function later
-            kv.put(key, text)
+            # A broken seed file fails here, not in every function later.
+            kv.put(key, as_stored(key, (SEED_DIR / file_name).read_bytes()))
             self.log(f"local: seeded {key} from {(SEED_DIR / file_name).relative_to(ROOT)}")
 
     def stop(self) -> None:

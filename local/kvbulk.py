@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import dataclasses
 import json
 import sqlite3
 import sys
@@ -87,7 +88,8 @@ def run(kv: KVNamespace, args: argparse.Namespace, out: IO[str] = sys.stdout) ->
     """Do the bulk action ``args`` asks; the exit status (1 when the file is refused, nothing written)."""
     try:
         if args.bulk_action == "put":
-            return _put(kv, parse_pairs(_source(args), _checker(kv)), args)
+            pairs = parse_pairs(_source(args), _checker(kv))
+            return _put(kv, [dataclasses.replace(p, value=as_stored(p.key, p.value)) for p in pairs], args)
         if args.bulk_action == "get":
             if (args.file is None) == (args.prefix is None):
                 raise BulkFileInvalid(["bulk get takes a file of keys or --prefix, one of them"])
@@ -150,21 +152,23 @@ def _checker(kv: KVNamespace) -> Callable[[Pair], None]:
             expiration_ttl=pair.expiration_ttl,
             metadata=pair.metadata,
         )
-        check_roles_document(pair.key, pair.value)
+        as_stored(pair.key, pair.value)
 
     return check
 
 
-def check_roles_document(key: str, value: str | bytes) -> None:
-    """The user-roles document is checked as ``PUT /api/auth/roles`` checks it before it is written, so
-    an import cannot store a document that breaks sign-in or locks every administrator out."""
+def as_stored(key: str, value: bytes) -> bytes:
+    """The value to write at ``key``: ``value``, but the user-roles document as the roles store writes
+    it (checked as ``PUT /api/auth/roles`` checks it, so an import cannot store a document that breaks
+    sign-in or locks every administrator out, and sealed, so no function validates it again)."""
     from arcturus.roles import ROLES_KEY, check_stored  # noqa: PLC0415 - the layer is on the path by now
 
-    if key == ROLES_KEY:
-        try:
-            check_stored(value)
-        except ValueError as error:
-            raise ValueError(f"the user-roles document is refused: {error}") from error
+    if key != ROLES_KEY:
+        return value
+    try:
+        return check_stored(value).encode()
+    except ValueError as error:
+        raise ValueError(f"the user-roles document is refused: {error}") from error
 
 
 def parse_pairs(data: Any, check: Callable[[Pair], None]) -> list[Pair]:

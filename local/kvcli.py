@@ -48,9 +48,8 @@ def run(kv: KVNamespace, args: argparse.Namespace) -> int:
                 return 1
             print(value)
         elif args.kv_action == "put":
-            value = args.path.read_text() if args.path is not None else args.value
-            kvbulk.check_roles_document(args.key, value)
-            kv.put(args.key, value, expiration_ttl=args.ttl)
+            value = args.path.read_bytes() if args.path is not None else args.value.encode()
+            kv.put(args.key, kvbulk.as_stored(args.key, value), expiration_ttl=args.ttl)
         elif args.kv_action == "list":
             keys, cursor = [], None
             while True:

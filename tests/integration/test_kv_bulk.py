@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import boto3
 import pytest
 
+from arcturus.roles import ROLES_KEY as ROLES
+from arcturus.roles import parse_document
 from tests.integration.conftest import APP_TEMPLATE, run_cli
 
 pytestmark = pytest.mark.integration
@@ -226,7 +228,10 @@ def test_the_roles_document_is_checked_as_the_put_route_checks_it(tmp_path: Path
     assert "lock every administrator out" in refused.stderr
     assert (single.returncode, "lock every administrator out" in single.stderr) == (1, True)
     assert "wrote 1" in accepted.stderr
-    assert json.loads(kv(data, "get", "data:user-roles").stdout) == ADMIN_ONLY_ROLES
+    stored = json.loads(kv(data, "get", "data:user-roles").stdout)
+    # Stored as the roles store writes it: every default filled in, sealed (no function validates it again).
+    assert {"users": stored["users"], "roles": stored["roles"]} == parse_document(ADMIN_ONLY_ROLES)
+    assert "seal" in stored
     assert json.loads(kv(data, "bulk", "get", "--prefix", "import:").stdout) == []
 
 
@@ -374,7 +379,11 @@ def test_a_live_workers_namespace_exports_to_a_file_put_takes(tmp_path: Path) ->
     imported = {e["key"]: e for e in json.loads(kv(data, "bulk", "get", "--prefix", "").stdout)}
 
     assert "5 keys listed" in exported.stderr
-    assert imported == {e["key"]: e for e in json.loads(exported.stdout)}
+    sent = {e["key"]: e for e in json.loads(exported.stdout)}
+    assert imported.keys() == sent.keys()
+    # Every value as it was, but the roles document: stored as the roles store writes it (sealed).
+    assert [imported[key] for key in sent if key != ROLES] == [sent[key] for key in sent if key != ROLES]
+    assert json.loads(imported[ROLES]["value"])["users"] == parse_document(ADMIN_ONLY_ROLES)["users"]
     assert base64.b64decode(imported["img/a b.png"]["value"]) == BINARY
     assert imported["img/a b.png"]["metadata"] == {"type": "png"}
     assert imported["cache:status:summary"]["expiration"] == expires

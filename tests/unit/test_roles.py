@@ -25,6 +25,7 @@ from arcturus.roles import (
     RolesDocumentCorrupt,
     RolesStore,
     UserNotProvisioned,
+    check_stored,
     empty_document,
     grants,
     parse_document,
@@ -318,6 +319,19 @@ class TestMemoryTier:
 
         with pytest.raises(RolesDocumentCorrupt, match="permissions"):
             RolesStore(kv, clock=clock).document()
+
+    def test_a_document_stored_by_hand_through_check_stored_is_read_without_validation(
+        self, kv: KVNamespace, clock: Clock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        kv.put(ROLES_KEY, json.dumps(roles_document()))
+        raw = RolesStore(kv, clock=clock).document()
+        warned = "written around the store" in caplog.text
+        caplog.clear()
+        kv.put(ROLES_KEY, check_stored(json.dumps(roles_document())))
+        sealed = RolesStore(kv, clock=clock).document()
+
+        assert sealed == raw
+        assert (warned, "written around the store" in caplog.text) == (True, False)
 
     def test_a_valid_hand_edit_is_read_and_the_next_write_seals_it_again(
         self, store: RolesStore, kv: KVNamespace, clock: Clock

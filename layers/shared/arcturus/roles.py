@@ -278,17 +278,20 @@ def parse_profile_update(text: str | bytes) -> list[DashboardProfile]:
     return _PROFILE_UPDATE.json(text)["dashboardProfiles"]
 
 
-def check_stored(text: str | bytes) -> RolesDocument:
-    """Validate a document about to be stored under ``ROLES_KEY`` by hand (``kv put``, a bulk import)
-    as ``PUT /api/auth/roles`` validates it; ValueError (pydantic's ValidationError is one) says why.
+def check_stored(text: str | bytes) -> str:
+    """What to store under ``ROLES_KEY`` for a document written by hand (``kv put``, a bulk import, the
+    local seed): validated as ``PUT /api/auth/roles`` validates it, and sealed as the store seals what
+    it writes, so no function validates it again on its cold start. ValueError (pydantic's
+    ValidationError is one) says why it is refused.
 
     The fields the store itself keeps in the stored JSON (``revision``, ``baseProfiles``, ``seal``) may
-    be there.
+    be there; a ``revision`` is kept (it is the document's ETag).
     """
     data = json.loads(text)
+    revision = data.get("revision") if isinstance(data, dict) else None
     if isinstance(data, dict):
         data = {name: value for name, value in data.items() if name not in _STORE_FIELDS}
-    return parse_document(data)
+    return _stored_json(parse_document(data), revision, {})
 
 
 def _reference_errors(document: RolesDocument) -> Iterable[InitErrorDetails]:
@@ -479,12 +482,8 @@ class RolesStore:
         revision: str | None,
         base_profiles: dict[str, list[DashboardProfile]],
     ) -> None:
-        stored: dict[str, Any] = {**document, "revision": revision}
-        if base_profiles:
-            stored["baseProfiles"] = base_profiles
-        stored["seal"] = _seal(stored)
         new_kv_version = self._kv.put_if_version(
-            ROLES_KEY, json.dumps(stored, separators=(",", ":"), ensure_ascii=False), kv_version
+            ROLES_KEY, _stored_json(document, revision, base_profiles), kv_version
         )
         with self._lock:
             self._copy = _Stored(document, new_kv_version, revision, base_profiles, self._clock())
@@ -515,6 +514,17 @@ _STORE_FIELDS: Final = ("revision", "baseProfiles", "seal")
 """What the store keeps in the stored JSON beside the document itself."""
 
 
+def _stored_json(
+    document: RolesDocument, revision: str | None, base_profiles: dict[str, list[DashboardProfile]]
+) -> str:
+    """The JSON the store keeps: the document, its revision, the base profiles if any, and the seal."""
+    stored: dict[str, Any] = {**document, "revision": revision}
+    if base_profiles:
+        stored["baseProfiles"] = base_profiles
+    stored["seal"] = _seal(stored)
+    return json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
+
+
 def _sealed(raw: Any) -> tuple[RolesDocument, dict[str, list[DashboardProfile]]] | None:
     """The document and base profiles of stored JSON that still carries the store's seal, else None."""
     if not isinstance(raw, dict) or "seal" not in raw:
@@ -530,7 +540,10 @@ def _validated(raw: Any) -> tuple[RolesDocument, dict[str, list[DashboardProfile
     only: a document the store did not write is still read as long as it is well-formed)."""
     if not isinstance(raw, dict):
         raise ValueError(f"the stored JSON is a {type(raw).__name__}, not an object")
-    logger.info("the stored roles document carries no seal of this store: validating it")
+    logger.warning(
+        "the stored roles document was written around the store (no valid seal): every cold start "
+        "validates it until it is written through PUT /api/auth/roles or kv put"
+    )
     base = _BASE_PROFILES.python(raw.get("baseProfiles", {}))
     document = _DOCUMENT.python({name: value for name, value in raw.items() if name not in _STORE_FIELDS})
     return _complete(document), base
