@@ -3,9 +3,9 @@
 from arcturus.identity import CallerProfile
 from arcturus.web.docs import documented
 from arcturus.web.guards import current_caller, guards, requires
-from arcturus.web.resolver import build_resolver, lambda_handler
+from arcturus.web.resolver import Takes, build_resolver, lambda_handler
 
-app = build_resolver(takes_input=False)
+app = build_resolver(takes=Takes.NOTHING)
 
 
 @app.get(

@@ -10,9 +10,9 @@ from arcturus.kv import MAX_LIST_LIMIT
 from arcturus.web.docs import documented, problem_answer
 from arcturus.web.guards import guards, requires
 from arcturus.web.problem import HTTPProblem
-from arcturus.web.resolver import build_resolver, lambda_handler
+from arcturus.web.resolver import Takes, build_resolver, lambda_handler
 
-app = build_resolver()
+app = build_resolver(takes=Takes.OPTIONAL_QUERY)
 cache = container_cache()
 
 

@@ -8,11 +8,11 @@ from arcturus.secrets import require_bearer
 from arcturus.settings import settings
 from arcturus.sources import load_config
 from arcturus.web.docs import documented, problem_answer
-from arcturus.web.resolver import build_resolver, scheduled_or_http_handler
+from arcturus.web.resolver import Takes, build_resolver, scheduled_or_http_handler
 
 SECRET_ARN = settings().warmup_secret
 
-app = build_resolver(takes_input=False)
+app = build_resolver(takes=Takes.NOTHING)
 cache = container_cache()
 
 

@@ -12,9 +12,9 @@ from arcturus.statusboard import Dashboard, StatusBoard
 from arcturus.web.cached import CACHED_ANSWER, cached
 from arcturus.web.docs import SOURCE_UNAVAILABLE, documented, problem_answer
 from arcturus.web.guards import current_caller, guards, requires
-from arcturus.web.resolver import build_resolver, lambda_handler
+from arcturus.web.resolver import Takes, build_resolver, lambda_handler
 
-app = build_resolver()
+app = build_resolver(takes=Takes.OPTIONAL_QUERY)
 board = StatusBoard(container_cache())
 
 

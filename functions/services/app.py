@@ -8,9 +8,9 @@ from arcturus.statusboard import ServicesReport, StatusBoard
 from arcturus.web.cached import CACHED_ANSWER, cached
 from arcturus.web.docs import SOURCE_UNAVAILABLE, documented
 from arcturus.web.guards import current_caller, guards, requires
-from arcturus.web.resolver import build_resolver, lambda_handler
+from arcturus.web.resolver import Takes, build_resolver, lambda_handler
 
-app = build_resolver(takes_input=False)
+app = build_resolver(takes=Takes.NOTHING)
 board = StatusBoard(container_cache())
 
 

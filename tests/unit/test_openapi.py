@@ -39,7 +39,7 @@ from arcturus.sources import check_services, parse_config
 from arcturus.statusboard import ServicesReport, StatusSummary, services_report, status_summary
 from arcturus.web.encoder import to_json
 from arcturus.web.problem import HTTPProblem, Problem, ValidationProblem
-from arcturus.web.resolver import build_resolver, validates_input
+from arcturus.web.resolver import Takes, build_resolver, takes
 from local import LocalError
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
 from local.openapi import build, load_function
@@ -112,21 +112,26 @@ def test_each_operation_asks_for_what_its_route_checks(document: dict[str, Any],
     assert set(document["components"]["securitySchemes"]) == {"jwt", "warmupSecret"}
 
 
-def test_a_function_built_without_validation_takes_no_input(
+def test_each_function_validates_what_its_operations_take(
     document: dict[str, Any], routes: list[Any]
 ) -> None:
-    # build_resolver(takes_input=False) skips validation: a parameter added later would go unchecked.
+    # build_resolver(takes=...) skips validation where there is nothing to check: a parameter or a body
+    # added later to such a function would go unchecked.
     template = Template(ROOT / "template.yaml")
     functions = template.functions()
-    takes_input = {route.function: False for route in routes}
+    needs: dict[str, Takes] = {route.function: Takes.NOTHING for route in routes}
     for route in routes:
         operation = document["paths"][route.path][route.method.lower()]
-        takes_input[route.function] |= bool(operation.get("parameters") or operation.get("requestBody"))
+        parameters = operation.get("parameters", [])
+        if operation.get("requestBody") or any(p["in"] != "query" or p.get("required") for p in parameters):
+            needs[route.function] = Takes.INPUT
+        elif parameters and needs[route.function] is Takes.NOTHING:
+            needs[route.function] = Takes.OPTIONAL_QUERY
 
-    validated = {name: validates_input(load_function(template, functions[name]).app) for name in takes_input}
+    built = {name: takes(load_function(template, functions[name]).app) for name in needs}
 
-    assert all(validated[name] for name, takes in takes_input.items() if takes), validated
-    assert not all(validated.values())  # the cached GET routes without input skip it
+    assert built == needs
+    assert set(built.values()) == set(Takes)  # every kind is in use, so each branch above is checked
 
 
 def test_every_error_is_problem_json_and_only_the_authorizer_says_otherwise(document: dict[str, Any]) -> None:
@@ -206,7 +211,7 @@ from typing_extensions import TypedDict
 
 from arcturus.web import problem
 from arcturus.web.docs import documented
-from arcturus.web.resolver import build_resolver, validates_input
+from arcturus.web.resolver import build_resolver
 
 
 class {name}(BaseModel):

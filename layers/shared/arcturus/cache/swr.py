@@ -25,7 +25,6 @@ container for ``RETRY_AFTER_FAILURE_S``, so a failing upstream is not asked once
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import enum
 import functools
@@ -193,7 +192,10 @@ class TwoTierCache:
                 answers[index] = found
         answers |= self._fetch_misses(lookups, misses)
         # One data point per state and call, its value the count: the same Sum, fewer points to write.
-        states = collections.Counter(a.state for a in answers.values() if isinstance(a, Cached))
+        states: dict[CacheState, int] = {}
+        for answer in answers.values():
+            if isinstance(answer, Cached):
+                states[answer.state] = states.get(answer.state, 0) + 1
         for state, count in states.items():
             metrics.add_metric(name=f"Cache{state.value.title()}", unit="Count", value=count)
         return [answers[index] for index in range(len(lookups))]
@@ -287,8 +289,8 @@ class TwoTierCache:
                 return error
             return Cached(entry.value, CacheState.MISS, entry.fetched_at)
 
-        if len(misses) == 1:
-            return {misses[0]: answer(misses[0])}
+        if len(misses) <= 1:  # none (every answer a hit, the usual case) or one: no thread hand-off
+            return {index: answer(index) for index in misses}
         return dict(zip(misses, self._lookups.map(answer, misses), strict=True))
 
     def _fetch_now(self, lookup: Lookup) -> Entry:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
+import functools
 import json
 import weakref
 from collections.abc import Callable, Mapping
@@ -28,12 +30,13 @@ from arcturus.web.problem import HTTPProblem, invalid
 
 __all__ = [
     "LambdaHandler",
+    "Takes",
     "build_resolver",
     "is_scheduled_event",
     "lambda_handler",
     "scheduled_or_http_handler",
+    "takes",
     "unreadable",
-    "validates_input",
 ]
 
 
@@ -61,31 +64,46 @@ def _json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddlewa
     bodies (and fail with a bare ValueError, a 500, on a multipart type without its boundary).
     """
     event = app.current_event
+    if not event.raw_event.get("body"):  # most requests: no need to build the header mapping
+        return next_middleware(app)
     media_type = event.headers.get("content-type", "").strip()
-    if event.body and media_type and not media_type.startswith(JSON):
+    if media_type and not media_type.startswith(JSON):
         return HTTPProblem(415, f"Send the body as {JSON}, not {media_type}.").response()
     return next_middleware(app)
 
 
-_WITHOUT_INPUT: weakref.WeakSet[APIGatewayHttpResolver] = weakref.WeakSet()
+class Takes(enum.Enum):
+    """What a function's routes take, so what request validation it needs (``build_resolver``).
 
-
-def build_resolver(*, takes_input: bool = True) -> APIGatewayHttpResolver:
-    """The resolver every function uses: request validation on, errors as problem JSON.
-
-    ``takes_input=False`` for a function whose routes declare no parameter and no body: Powertools'
-    validation would find nothing to check at ~30 µs a request (it normalises every header and the
-    query string first). ``tests/unit/test_openapi.py`` holds every such function to its document.
+    Powertools' validation imports pydantic (about 90 ms of a cold start) and costs ~30 µs a request (it
+    normalises every header and the query string first). A function that takes nothing pays neither; one
+    that takes optional query parameters skips the 30 µs when a request brings none (its module still
+    loads pydantic: Powertools evaluates every route's annotations on its first request).
+    ``tests/unit/test_openapi.py`` holds every function to what its OpenAPI operations declare.
     """
+
+    NOTHING = "no parameter and no body: never validated"
+    OPTIONAL_QUERY = "optional query parameters only: validated when a request has a query string or body"
+    INPUT = "parameters or a body: every request validated"
+
+
+_TAKES: weakref.WeakKeyDictionary[APIGatewayHttpResolver, Takes] = weakref.WeakKeyDictionary()
+
+
+def build_resolver(*, takes: Takes = Takes.INPUT) -> APIGatewayHttpResolver:
+    """The resolver every function uses: request validation as ``takes`` needs, errors as problem
+    JSON."""
     # Validation runs as the second resolver-wide middleware (ahead of every route's own), after the
     # media-type check: Powertools' documented ``use()`` hook instead of its built-in placement, which
     # would run it before any middleware could refuse a body it must not parse.
     app = APIGatewayHttpResolver(serializer=to_json, json_body_deserializer=_json_body)
-    if takes_input:
+    _TAKES[app] = takes
+    if takes is Takes.INPUT:
         _validate_input(app)
+    elif takes is Takes.OPTIONAL_QUERY:
+        app.use([_json_bodies_only, _validated_when_given])
     else:
         app.use([_json_bodies_only])
-        _WITHOUT_INPUT.add(app)
 
     @app.exception_handler(HTTPProblem)
     def _problem(error: HTTPProblem) -> Response[str]:
@@ -115,22 +133,40 @@ def build_resolver(*, takes_input: bool = True) -> APIGatewayHttpResolver:
 def _validate_input(app: APIGatewayHttpResolver) -> None:
     """Powertools' request validation, and 422 for a body a route's own validator refuses: pydantic is
     imported here, by a function that takes input, and by no other."""
-    # Deferred imports: both load pydantic (about 90 ms of a cold start).
-    from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (  # noqa: PLC0415
-        OpenAPIRequestValidationMiddleware,
-    )
-    from pydantic_core import ValidationError  # noqa: PLC0415
+    from pydantic_core import ValidationError  # noqa: PLC0415 - deferred: it loads with pydantic
 
-    app.use([_json_bodies_only, OpenAPIRequestValidationMiddleware()])  # type: ignore[no-untyped-call]
+    app.use([_json_bodies_only, _request_validation()])
 
     @app.exception_handler(ValidationError)
     def _body_invalid(error: ValidationError) -> Response[str]:
         return invalid(list(error.errors())).response()
 
 
-def validates_input(app: APIGatewayHttpResolver) -> bool:
-    """Whether ``app`` was built to validate parameters and bodies (``build_resolver``)."""
-    return app not in _WITHOUT_INPUT
+def _validated_when_given(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Powertools' validation for a request that brings a query string or a body; one that brings
+    neither calls the route with its declared defaults, which is what validation would pass it."""
+    event = app.current_event.raw_event
+    if not event.get("rawQueryString") and not event.get("body"):
+        return next_middleware(app)
+    answer: Response[Any] = _request_validation()(app, next_middleware)
+    return answer
+
+
+@functools.cache
+def _request_validation() -> Callable[[APIGatewayHttpResolver, NextMiddleware], Response[Any]]:
+    """Powertools' request validation middleware, imported and built on first use (it loads pydantic)."""
+    from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (  # noqa: PLC0415
+        OpenAPIRequestValidationMiddleware,
+    )
+
+    validation: Callable[[APIGatewayHttpResolver, NextMiddleware], Response[Any]]
+    validation = OpenAPIRequestValidationMiddleware()  # type: ignore[no-untyped-call]
+    return validation
+
+
+def takes(app: APIGatewayHttpResolver) -> Takes:
+    """What ``app`` was built to take (``build_resolver``)."""
+    return _TAKES[app]
 
 
 def _observed(handler: LambdaHandler) -> LambdaHandler:
