@@ -44,7 +44,7 @@ from moto import mock_aws
 from bench.meter import DynamoMeter, function_clients
 from local import ROOT
 from local.demo_upstream import demo_sources_config, start_demo_upstream
-from local.deployment import SEED_DIR, SEEDS
+from local.deployment import seed
 from local.intrinsics import REGION
 from local.provision import provision
 from local.template import FunctionSpec, Template
@@ -296,8 +296,7 @@ def _container(template: Template, route: Route, resources: Any, port: int, send
         from arcturus.kv import KVNamespace
 
         kv = KVNamespace.from_env(client=boto3.client("dynamodb", region_name=REGION))
-        for key, file_name in SEEDS.items():
-            kv.put(key, (SEED_DIR / file_name).read_text())
+        seed(kv, lambda _: None)
         secrets = {resources.refs[name]: value for name, value in resources.secret_values.items()}
         setup = Setup(kv, secrets.get(os.environ.get("CACHE_WARMUP_SECRET_ARN", ""), ""))
         start_demo_upstream(port)

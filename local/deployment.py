@@ -7,7 +7,8 @@ persisted data when no serve is running.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from local import ROOT
 from local.aws import EmbeddedAWS
@@ -20,9 +21,20 @@ from local.snapshot import TableSnapshots
 from local.template import Template
 from local.workers import FunctionPool, lambda_environment
 
+if TYPE_CHECKING:
+    from arcturus.kv import KVNamespace
+
 SEED_DIR = ROOT / "local" / "seed"
 SEEDS = {"data:user-roles": "user-roles.json"}
 """KV keys written on a data directory's first start, from files in local/seed/."""
+
+
+def seed(kv: KVNamespace, log: Callable[[str], None]) -> None:
+    """Write the ``SEEDS`` as a data directory's first start does (the roles document as its store writes
+    it, sealed); a broken seed file fails here, not in every function later."""
+    for key, file_name in SEEDS.items():
+        kv.put(key, as_stored(key, (SEED_DIR / file_name).read_bytes()))
+        log(f"local: seeded {key} from {(SEED_DIR / file_name).relative_to(ROOT)}")
 
 
 class Deployment:
@@ -130,11 +142,7 @@ class Deployment:
             table, namespace = self.kv_location()
         except LookupError:
             return
-        kv = KVNamespace(table, namespace, client=self.aws.client("dynamodb"))
-        for key, file_name in SEEDS.items():
-            # A broken seed file fails here, not in every function later.
-            kv.put(key, as_stored(key, (SEED_DIR / file_name).read_bytes()))
-            self.log(f"local: seeded {key} from {(SEED_DIR / file_name).relative_to(ROOT)}")
+        seed(KVNamespace(table, namespace, client=self.aws.client("dynamodb")), self.log)
 
     def stop(self) -> None:
         """Stop the workers, save the data one last time, stop the embedded AWS."""
