@@ -33,7 +33,8 @@ def seed(kv: KVNamespace, log: Callable[[str], None]) -> None:
     """Write the ``SEEDS`` as a data directory's first start does (the roles document as its store writes
     it, sealed); a broken seed file fails here, not in every function later."""
     for key, file_name in SEEDS.items():
-        kv.put(key, as_stored(key, (SEED_DIR / file_name).read_bytes()))
+        value, metadata = as_stored(key, (SEED_DIR / file_name).read_bytes(), None)
+        kv.put(key, value, metadata=metadata)
         log(f"local: seeded {key} from {(SEED_DIR / file_name).relative_to(ROOT)}")
 
 

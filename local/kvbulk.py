@@ -89,7 +89,7 @@ def run(kv: KVNamespace, args: argparse.Namespace, out: IO[str] = sys.stdout) ->
     try:
         if args.bulk_action == "put":
             pairs = parse_pairs(_source(args), _checker(kv))
-            return _put(kv, [dataclasses.replace(p, value=as_stored(p.key, p.value)) for p in pairs], args)
+            return _put(kv, [_sealed(pair) for pair in pairs], args)
         if args.bulk_action == "get":
             if (args.file is None) == (args.prefix is None):
                 raise BulkFileInvalid(["bulk get takes a file of keys or --prefix, one of them"])
@@ -136,6 +136,11 @@ def _source(args: argparse.Namespace) -> Any:
         raise BulkFileInvalid([f"{args.from_miniflare}: {error}"]) from error
 
 
+def _sealed(pair: Pair) -> Pair:
+    value, metadata = as_stored(pair.key, pair.value, pair.metadata)
+    return dataclasses.replace(pair, value=value, metadata=metadata)
+
+
 def _load(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -152,23 +157,25 @@ def _checker(kv: KVNamespace) -> Callable[[Pair], None]:
             expiration_ttl=pair.expiration_ttl,
             metadata=pair.metadata,
         )
-        as_stored(pair.key, pair.value)
+        as_stored(pair.key, pair.value, pair.metadata)
 
     return check
 
 
-def as_stored(key: str, value: bytes) -> bytes:
-    """The value to write at ``key``: ``value``, but the user-roles document as the roles store writes
-    it (checked as ``PUT /api/auth/roles`` checks it, so an import cannot store a document that breaks
-    sign-in or locks every administrator out, and sealed, so no function validates it again)."""
+def as_stored(key: str, value: bytes, metadata: Any) -> tuple[bytes, Any]:
+    """The value and metadata to write at ``key``: as given, but the user-roles document as the roles
+    store writes it (checked as ``PUT /api/auth/roles`` checks it, so an import cannot store a document
+    that breaks sign-in or locks every administrator out, and sealed, so no function validates it
+    again)."""
     from arcturus.roles import ROLES_KEY, check_stored  # noqa: PLC0415 - the layer is on the path by now
 
     if key != ROLES_KEY:
-        return value
+        return value, metadata
     try:
-        return check_stored(value).encode()
+        stored = check_stored(value)
     except ValueError as error:
         raise ValueError(f"the user-roles document is refused: {error}") from error
+    return stored.text.encode(), stored.metadata
 
 
 def parse_pairs(data: Any, check: Callable[[Pair], None]) -> list[Pair]:

@@ -49,7 +49,8 @@ def run(kv: KVNamespace, args: argparse.Namespace) -> int:
             print(value)
         elif args.kv_action == "put":
             value = args.path.read_bytes() if args.path is not None else args.value.encode()
-            kv.put(args.key, kvbulk.as_stored(args.key, value), expiration_ttl=args.ttl)
+            value, metadata = kvbulk.as_stored(args.key, value, None)
+            kv.put(args.key, value, expiration_ttl=args.ttl, metadata=metadata)
         elif args.kv_action == "list":
             keys, cursor = [], None
             while True:

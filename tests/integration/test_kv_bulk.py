@@ -228,10 +228,11 @@ def test_the_roles_document_is_checked_as_the_put_route_checks_it(tmp_path: Path
     assert "lock every administrator out" in refused.stderr
     assert (single.returncode, "lock every administrator out" in single.stderr) == (1, True)
     assert "wrote 1" in accepted.stderr
-    stored = json.loads(kv(data, "get", "data:user-roles").stdout)
+    [stored] = json.loads(kv(data, "bulk", "get", "--prefix", ROLES).stdout)
     # Stored as the roles store writes it: every default filled in, sealed (no function validates it again).
-    assert {"users": stored["users"], "roles": stored["roles"]} == parse_document(ADMIN_ONLY_ROLES)
-    assert "seal" in stored
+    document = json.loads(stored["value"])
+    assert {"users": document["users"], "roles": document["roles"]} == parse_document(ADMIN_ONLY_ROLES)
+    assert set(stored["metadata"]) == {"seal"}
     assert json.loads(kv(data, "bulk", "get", "--prefix", "import:").stdout) == []
 
 
@@ -384,6 +385,7 @@ def test_a_live_workers_namespace_exports_to_a_file_put_takes(tmp_path: Path) ->
     # Every value as it was, but the roles document: stored as the roles store writes it (sealed).
     assert [imported[key] for key in sent if key != ROLES] == [sent[key] for key in sent if key != ROLES]
     assert json.loads(imported[ROLES]["value"])["users"] == parse_document(ADMIN_ONLY_ROLES)["users"]
+    assert set(imported[ROLES]["metadata"]) == {"seal"}
     assert base64.b64decode(imported["img/a b.png"]["value"]) == BINARY
     assert imported["img/a b.png"]["metadata"] == {"type": "png"}
     assert imported["cache:status:summary"]["expiration"] == expires

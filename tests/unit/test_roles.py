@@ -313,12 +313,23 @@ class TestMemoryTier:
         # Written by the store (sealed), then edited around it: a string where a list belongs would
         # read as a list of characters, and '*' among them would grant everything.
         store.replace(roles_document(), store.read_with_version()[1])
-        stored = kv.get(ROLES_KEY, "json")
+        stored, seal = kv.get_with_metadata(ROLES_KEY, "json")
         stored["roles"]["demo"]["permissions"] = "*"
-        kv.put(ROLES_KEY, json.dumps(stored))
+        kv.put(ROLES_KEY, json.dumps(stored), metadata=seal)
 
         with pytest.raises(RolesDocumentCorrupt, match="permissions"):
             RolesStore(kv, clock=clock).document()
+
+    def test_the_seal_is_kept_beside_the_json_so_an_earlier_version_still_reads_it(
+        self, store: RolesStore, kv: KVNamespace
+    ) -> None:
+        # A rollback to functions that predate the seal reads the JSON with extra keys refused.
+        store.replace(roles_document(), store.read_with_version()[1])
+        store.update_user_profiles(MEMBER, [profile("ops", "network")])
+        stored, metadata = kv.get_with_metadata(ROLES_KEY, "json")
+
+        assert set(stored) == {"users", "roles", "revision", "baseProfiles"}
+        assert set(metadata) == {"seal"}
 
     def test_a_document_stored_by_hand_through_check_stored_is_read_without_validation(
         self, kv: KVNamespace, clock: Clock, caplog: pytest.LogCaptureFixture
@@ -327,7 +338,8 @@ class TestMemoryTier:
         raw = RolesStore(kv, clock=clock).document()
         warned = "written around the store" in caplog.text
         caplog.clear()
-        kv.put(ROLES_KEY, check_stored(json.dumps(roles_document())))
+        stored = check_stored(json.dumps(roles_document()))
+        kv.put(ROLES_KEY, stored.text, metadata=stored.metadata)
         sealed = RolesStore(kv, clock=clock).document()
 
         assert sealed == raw
@@ -337,19 +349,19 @@ class TestMemoryTier:
         self, store: RolesStore, kv: KVNamespace, clock: Clock
     ) -> None:
         store.replace(roles_document(), store.read_with_version()[1])
-        stored = kv.get(ROLES_KEY, "json")
+        stored, seal = kv.get_with_metadata(ROLES_KEY, "json")
         del stored["users"][DEMO]["services"]
         stored["users"]["new@example.com"] = {"email": "new@example.com", "role": "demo"}
-        kv.put(ROLES_KEY, json.dumps(stored))
+        kv.put(ROLES_KEY, json.dumps(stored), metadata=seal)
 
         document = RolesStore(kv, clock=clock).document()
         RolesStore(kv, clock=clock).update_user_profiles(MEMBER, [profile("ops", "network")])
 
         assert document["users"][DEMO]["services"] == []
         assert document["users"]["new@example.com"]["dashboardProfiles"] == []
-        resealed = kv.get(ROLES_KEY, "json")
+        resealed, new_seal = kv.get_with_metadata(ROLES_KEY, "json")
         assert resealed["users"]["new@example.com"] == document["users"]["new@example.com"]
-        assert resealed["seal"] != stored["seal"]
+        assert new_seal != seal
         assert RolesStore(kv, clock=clock).document() == {
             **document,
             "users": {

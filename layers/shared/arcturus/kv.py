@@ -126,13 +126,20 @@ class KVNamespace:
 
     def get_with_version(self, key: str, type: ValueType = "text") -> tuple[Any, str | None]:
         """``(value, version)`` by a strongly consistent read, for a later ``put_if_version``."""
+        value, version, _ = self.get_with_version_and_metadata(key, type)
+        return value, version
+
+    def get_with_version_and_metadata(
+        self, key: str, type: ValueType = "text"
+    ) -> tuple[Any, str | None, Any]:
+        """``(value, version, metadata)`` by a strongly consistent read, or ``(None, None, None)``."""
         _check_type(type)
         _check_key(key)
         head = self._table.get_head(key, consistent=True)
         value = self._read(key, head)
         if value is None or head is None:
-            return None, None
-        return _decode(value, type), head.version
+            return None, None, None
+        return _decode(value, type), head.version, _load_metadata(head.metadata)
 
     def get_entries(self, keys: Sequence[str], type: ValueType = "text") -> dict[str, KVEntry]:
         """Value, metadata and expiration of up to 100 keys in one BatchGetItem (missing keys left out).

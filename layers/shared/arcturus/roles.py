@@ -20,9 +20,9 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NotRequired, TypeAlias, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NamedTuple, NotRequired, TypeAlias, get_args
 
 from typing_extensions import TypedDict
 
@@ -58,6 +58,7 @@ __all__ = [
     "RolesDocument",
     "RolesDocumentCorrupt",
     "RolesStore",
+    "StoredDocument",
     "UserEntry",
     "UserNotProvisioned",
     "Widget",
@@ -278,20 +279,27 @@ def parse_profile_update(text: str | bytes) -> list[DashboardProfile]:
     return _PROFILE_UPDATE.json(text)["dashboardProfiles"]
 
 
-def check_stored(text: str | bytes) -> str:
+class StoredDocument(NamedTuple):
+    """The roles document as the store writes it: its JSON, and the KV metadata that holds its seal."""
+
+    text: str
+    metadata: dict[str, str]
+
+
+def check_stored(text: str | bytes) -> StoredDocument:
     """What to store under ``ROLES_KEY`` for a document written by hand (``kv put``, a bulk import, the
     local seed): validated as ``PUT /api/auth/roles`` validates it, and sealed as the store seals what
     it writes, so no function validates it again on its cold start. ValueError (pydantic's
     ValidationError is one) says why it is refused.
 
-    The fields the store itself keeps in the stored JSON (``revision``, ``baseProfiles``, ``seal``) may
-    be there; a ``revision`` is kept (it is the document's ETag).
+    The fields the store itself keeps in the stored JSON (``revision``, ``baseProfiles``) may be there;
+    a ``revision`` is kept (it is the document's ETag).
     """
     data = json.loads(text)
     revision = data.get("revision") if isinstance(data, dict) else None
     if isinstance(data, dict):
         data = {name: value for name, value in data.items() if name not in _STORE_FIELDS}
-    return _stored_json(parse_document(data), revision, {})
+    return _stored(parse_document(data), revision, {})
 
 
 def _reference_errors(document: RolesDocument) -> Iterable[InitErrorDetails]:
@@ -328,16 +336,16 @@ def _error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> I
     return InitErrorDetails(type=PydanticCustomError(kind, "{why}", {"why": message}), loc=loc, input=value)
 
 
-def _seal(stored: Mapping[str, Any]) -> str:
-    """The digest the store writes beside the JSON it validated.
+def _seal(text: str | bytes) -> str:
+    """The digest the store keeps in the KV metadata of the JSON it validated (``_SEAL``).
 
-    A read whose JSON still has it needs no validation, so reading the document never imports
+    A read whose JSON still matches it needs no validation, so reading the document never imports
     pydantic; JSON edited around the store (a hand edit in the console) no longer matches and is
     validated in full before anyone is authorized by it. It guards against accidents, not attackers:
-    whoever can write the table can write a valid document.
+    whoever can write the table can write a valid document. Kept in the metadata, not the JSON, so an
+    earlier version of the functions (a rollback) reads the document as it always did.
     """
-    canonical = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
 
 # -- the store -----------------------------------------------------------------------------------------
@@ -482,9 +490,8 @@ class RolesStore:
         revision: str | None,
         base_profiles: dict[str, list[DashboardProfile]],
     ) -> None:
-        new_kv_version = self._kv.put_if_version(
-            ROLES_KEY, _stored_json(document, revision, base_profiles), kv_version
-        )
+        stored = _stored(document, revision, base_profiles)
+        new_kv_version = self._kv.put_if_version(ROLES_KEY, stored.text, kv_version, metadata=stored.metadata)
         with self._lock:
             self._copy = _Stored(document, new_kv_version, revision, base_profiles, self._clock())
 
@@ -494,12 +501,13 @@ class RolesStore:
 
     def _load(self) -> _Stored:
         """Read the stored document into the copy (call with the lock held)."""
-        raw, kv_version = self._kv.get_with_version(ROLES_KEY, "json")
-        if raw is None:
+        text, kv_version, metadata = self._kv.get_with_version_and_metadata(ROLES_KEY, "bytes")
+        if text is None:
             self._copy = _Stored(empty_document(), None, None, {}, self._clock())
             return self._copy
         try:
-            document, base = _sealed(raw) or _validated(raw)
+            raw = json.loads(text)
+            document, base = _sealed(raw, text, metadata) or _validated(raw)
         except ValueError as error:  # pydantic's ValidationError is one
             # Fail closed and loudly: a hand-edited broken document must not half-authorize anyone.
             logger.error("the stored roles document is invalid", extra={"version": kv_version})
@@ -510,27 +518,29 @@ class RolesStore:
         return self._copy
 
 
-_STORE_FIELDS: Final = ("revision", "baseProfiles", "seal")
+_STORE_FIELDS: Final = ("revision", "baseProfiles")
 """What the store keeps in the stored JSON beside the document itself."""
+_SEAL: Final = "seal"
+"""The KV metadata field of the document's seal."""
 
 
-def _stored_json(
+def _stored(
     document: RolesDocument, revision: str | None, base_profiles: dict[str, list[DashboardProfile]]
-) -> str:
-    """The JSON the store keeps: the document, its revision, the base profiles if any, and the seal."""
+) -> StoredDocument:
+    """What the store writes: the document, its revision and the base profiles if any, sealed."""
     stored: dict[str, Any] = {**document, "revision": revision}
     if base_profiles:
         stored["baseProfiles"] = base_profiles
-    stored["seal"] = _seal(stored)
-    return json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
+    return StoredDocument(text, {_SEAL: _seal(text)})
 
 
-def _sealed(raw: Any) -> tuple[RolesDocument, dict[str, list[DashboardProfile]]] | None:
-    """The document and base profiles of stored JSON that still carries the store's seal, else None."""
-    if not isinstance(raw, dict) or "seal" not in raw:
-        return None
-    unsealed = {name: value for name, value in raw.items() if name != "seal"}
-    if _seal(unsealed) != raw["seal"]:
+def _sealed(
+    raw: Any, text: bytes, metadata: Any
+) -> tuple[RolesDocument, dict[str, list[DashboardProfile]]] | None:
+    """The document and base profiles of stored JSON (``raw``, parsed from ``text``) that the store
+    wrote and nobody changed since, else None."""
+    if not isinstance(metadata, dict) or metadata.get(_SEAL) != _seal(text):
         return None
     return {"users": raw["users"], "roles": raw["roles"]}, raw.get("baseProfiles", {})
 
