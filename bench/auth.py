@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from arcturus.kv import KVNamespace
-from arcturus.roles import ROLES_KEY, RolesStore, roles_store
+from arcturus.roles import ROLES_KEY, RolesStore, check_stored, roles_store
 from bench.aws import TABLE, handler_output_discarded, kv_table
 from bench.meter import DynamoMeter, function_clients
 from tests.unit.support import ADMIN, MEMBER, claims_for, http_event, invoke, load_function, roles_document
@@ -63,10 +63,10 @@ def run() -> list[dict[str, Any]]:
         meter = DynamoMeter(*function_clients())  # the client the functions use
         for extra_users in (0, 300):
             document = roles_document(*(f"user{i:03}@example.com" for i in range(extra_users)))
-            text = json.dumps(document)
-            label = f"{len(document['users'])} users, {len(text) / 1024:.1f} KiB"
+            stored = check_stored(json.dumps(document))  # as the store writes it: sealed
+            label = f"{len(document['users'])} users, {len(stored.text) / 1024:.1f} KiB"
             for request, directory, event in _requests(setup):
-                setup.put(ROLES_KEY, text)
+                setup.put(ROLES_KEY, stored.text, metadata=stored.metadata)
                 roles_store.cache_clear()
                 module = load_function(directory)
                 for container in ("cold", "warm"):

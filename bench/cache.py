@@ -24,7 +24,7 @@ from typing import Any
 from arcturus import background
 from arcturus.cache import FRESH_FOR_S, container_cache
 from arcturus.kv import KVNamespace
-from arcturus.roles import ROLES_KEY, roles_store
+from arcturus.roles import ROLES_KEY, check_stored, roles_store
 from bench.aws import TABLE, handler_output_discarded, kv_table
 from bench.meter import DynamoMeter, function_clients
 from local.demo_upstream import DemoServer, demo_sources_config, start_demo_upstream
@@ -150,7 +150,8 @@ def run() -> list[dict[str, Any]]:
     try:
         with kv_table() as setup_client, handler_output_discarded():
             setup = KVNamespace(TABLE, client=setup_client)
-            setup.put(ROLES_KEY, json.dumps(roles_document()))
+            stored = check_stored(json.dumps(roles_document()))  # as the store writes it: sealed
+            setup.put(ROLES_KEY, stored.text, metadata=stored.metadata)
             roles_store.cache_clear()
             bench = _Bench(setup, server, DynamoMeter(*function_clients()))  # the client the functions use
             for route, directory, path, keys in ROUTES:

@@ -39,10 +39,11 @@ with mock_aws():
     for item in stored:
         table.put_item(TableName=os.environ["KV_TABLE_NAME"], Item=item)
     function = load_function(sys.argv[1])
-    at_init = "pydantic" in sys.modules
+    at_init = "pydantic" in sys.modules or "pydantic_core" in sys.modules
     response = invoke(function, http_event("GET", sys.argv[2], claims=claims_for(ADMIN)))
+    after = "pydantic" in sys.modules or "pydantic_core" in sys.modules
     print(json.dumps({"status": response["statusCode"], "body": json_body(response),
-                      "pydanticAtInit": at_init, "pydanticAfter": "pydantic" in sys.modules}))
+                      "pydanticAtInit": at_init, "pydanticAfter": after}))
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
 import threading
@@ -29,6 +30,7 @@ from arcturus.roles import (
     empty_document,
     grants,
     parse_document,
+    parse_profile_update,
     permissions_of,
 )
 from arcturus.web.problem import field_errors
@@ -344,6 +346,45 @@ class TestMemoryTier:
 
         assert sealed == raw
         assert (warned, "written around the store" in caplog.text) == (True, False)
+
+    def test_a_hand_write_of_the_stored_json_keeps_what_an_administrators_merge_needs(
+        self, store: RolesStore, kv: KVNamespace, clock: Clock
+    ) -> None:
+        store.replace(roles_document(), store.read_with_version()[1])
+        edited, revision = store.read_with_version()  # an administrator starts an edit
+        store.update_user_profiles(MEMBER, [profile("mine", "storage")])
+        stored = check_stored(kv.get(ROLES_KEY))  # kv get, then kv put of the same JSON
+        kv.put(ROLES_KEY, stored.text, metadata=stored.metadata)
+
+        merged, _ = RolesStore(kv, clock=clock).replace(edited, revision)
+
+        assert merged["users"][MEMBER]["dashboardProfiles"] == [profile("mine", "storage")]
+
+    @pytest.mark.parametrize("text", ["[1, 2]", '"users"', '{"users": [], "roles": {}}'])
+    def test_json_of_a_shape_the_store_never_writes_fails_closed_even_under_a_matching_seal(
+        self, kv: KVNamespace, clock: Clock, text: str
+    ) -> None:
+        kv.put(ROLES_KEY, text, metadata={"seal": hashlib.sha256(text.encode()).hexdigest()})
+
+        with pytest.raises(RolesDocumentCorrupt):
+            RolesStore(kv, clock=clock).document()
+
+    def test_the_snake_case_names_earlier_versions_read_are_still_read(
+        self, kv: KVNamespace, clock: Clock
+    ) -> None:
+        data = roles_document()
+        member = data["users"][MEMBER]
+        member["display_name"] = member.pop("displayName", "Member")
+        member["dashboard_profiles"] = member.pop("dashboardProfiles", [])
+        kv.put(ROLES_KEY, json.dumps(data))  # as an earlier version's kv put stored it, verbatim
+
+        user = RolesStore(kv, clock=clock).document()["users"][MEMBER]
+
+        assert (user["displayName"], user["dashboardProfiles"]) == (
+            member["display_name"],
+            member["dashboard_profiles"],
+        )
+        assert parse_profile_update('{"dashboard_profiles": []}') == []
 
     def test_a_valid_hand_edit_is_read_and_the_next_write_seals_it_again(
         self, store: RolesStore, kv: KVNamespace, clock: Clock

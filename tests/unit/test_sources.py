@@ -55,6 +55,12 @@ def test_the_demo_configuration_is_a_valid_document() -> None:
     assert slowest_timeout_s(config) == 3.0
 
 
+def test_the_snake_case_timeout_earlier_versions_read_is_still_read() -> None:
+    config = parse_config('{"services": [{"id": "a", "name": "A", "url": "http://h/", "timeout_ms": 500}]}')
+
+    assert slowest_timeout_s(config) == 0.5
+
+
 def test_defaults_fill_an_empty_document() -> None:
     config = parse_config('{"services": [], "widgets": {}}')
 

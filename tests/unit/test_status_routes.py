@@ -296,6 +296,16 @@ def test_dashboard_query_is_validated(kv: KVNamespace, upstream: DemoServer) -> 
     assert response["statusCode"] == 422
 
 
+def test_dashboard_query_is_validated_when_only_the_parsed_parameters_carry_it(
+    kv: KVNamespace, upstream: DemoServer
+) -> None:
+    # A hand-made event may give queryStringParameters without rawQueryString: still validated.
+    event = http_event("GET", "/api/dashboard", claims=claims_for(ADMIN))
+    event["queryStringParameters"] = {"profile": "x" * 65}
+
+    assert invoke(load_function("dashboard"), event)["statusCode"] == 422
+
+
 # -- /api/cache/status ---------------------------------------------------------------------------------
 
 

@@ -65,10 +65,16 @@ def iso8601(epoch: float, timespec: Literal["seconds", "milliseconds"] = "second
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
-def field(**constraints: Any) -> Any:
-    """pydantic's ``Field(**constraints)``, made when pydantic reads the annotation that holds it."""
-    from pydantic import Field  # noqa: PLC0415 - deferred: see the module's docstring
+def field(*, accepts: tuple[str, ...] = (), **constraints: Any) -> Any:
+    """pydantic's ``Field(**constraints)``, made when pydantic reads the annotation that holds it.
 
+    ``accepts``: every name the key is read from on the way in, its wire name first (a snake_case name
+    that earlier versions read too); the validated dict has the wire name.
+    """
+    from pydantic import AliasChoices, Field  # noqa: PLC0415 - deferred: see the module's docstring
+
+    if accepts:
+        constraints["validation_alias"] = AliasChoices(*accepts)
     return Field(**constraints)
 
 

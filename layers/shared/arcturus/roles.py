@@ -168,6 +168,11 @@ DashboardProfiles: TypeAlias = (
 )
 
 
+# The snake_case names earlier versions read too (their models took either).
+_DISPLAY_NAME: Final = ("displayName", "display_name")
+_DASHBOARD_PROFILES: Final = ("dashboardProfiles", "dashboard_profiles")
+
+
 @wire_body
 class UserEntry(TypedDict):
     """One provisioned user; ``*`` in services, features or sites means all of them.
@@ -177,11 +182,11 @@ class UserEntry(TypedDict):
 
     email: Email
     role: RoleName
-    displayName: NotRequired[Annotated[str | None, field(max_length=100)]]
+    displayName: NotRequired[Annotated[str | None, field(max_length=100, accepts=_DISPLAY_NAME)]]
     services: NotRequired[list[Grant]]
     features: NotRequired[list[Grant]]
     sites: NotRequired[list[Grant]]
-    dashboardProfiles: NotRequired[DashboardProfiles]
+    dashboardProfiles: NotRequired[Annotated[DashboardProfiles, field(accepts=_DASHBOARD_PROFILES)]]
 
 
 @wire_body
@@ -204,7 +209,7 @@ class RolesDocument(TypedDict):
 class ProfileUpdate(TypedDict):
     """The body of ``POST /api/auth/profile``: the caller's complete new list of profiles."""
 
-    dashboardProfiles: DashboardProfiles
+    dashboardProfiles: Annotated[DashboardProfiles, field(accepts=_DASHBOARD_PROFILES)]
 
 
 def empty_document() -> RolesDocument:
@@ -292,14 +297,19 @@ def check_stored(text: str | bytes) -> StoredDocument:
     it writes, so no function validates it again on its cold start. ValueError (pydantic's
     ValidationError is one) says why it is refused.
 
-    The fields the store itself keeps in the stored JSON (``revision``, ``baseProfiles``) may be there;
-    a ``revision`` is kept (it is the document's ETag).
+    The fields the store itself keeps in the stored JSON (``revision``, ``baseProfiles``) may be there,
+    as ``kv get`` shows them, and are kept: the revision is the document's ETag, and the base profiles
+    are what an administrator's edit based on it is merged against.
     """
     data = json.loads(text)
-    revision = data.get("revision") if isinstance(data, dict) else None
-    if isinstance(data, dict):
-        data = {name: value for name, value in data.items() if name not in _STORE_FIELDS}
-    return _stored(parse_document(data), revision, {})
+    if not isinstance(data, dict):
+        return _stored(parse_document(data), None, {})  # refused, with pydantic's own words
+    revision = data.get("revision")
+    if revision is not None and not isinstance(revision, str):
+        raise ValueError(f"revision must be a string (the ETag), not {type(revision).__name__}")
+    base = _BASE_PROFILES.python(data.get("baseProfiles", {}))
+    document = parse_document({name: value for name, value in data.items() if name not in _STORE_FIELDS})
+    return _stored(document, revision, base)
 
 
 def _reference_errors(document: RolesDocument) -> Iterable[InitErrorDetails]:
@@ -539,9 +549,15 @@ def _sealed(
     raw: Any, text: bytes, metadata: Any
 ) -> tuple[RolesDocument, dict[str, list[DashboardProfile]]] | None:
     """The document and base profiles of stored JSON (``raw``, parsed from ``text``) that the store
-    wrote and nobody changed since, else None."""
+    wrote and nobody changed since, else None (and it is validated in full)."""
     if not isinstance(metadata, dict) or metadata.get(_SEAL) != _seal(text):
         return None
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("users"), dict)
+        or not isinstance(raw.get("roles"), dict)
+    ):
+        return None  # the store never writes this: a forged seal, validated (and refused) in full
     return {"users": raw["users"], "roles": raw["roles"]}, raw.get("baseProfiles", {})
 
 

@@ -121,6 +121,10 @@ Url: TypeAlias = "Annotated[str, after(_http_url)]"
 TimeoutMs: TypeAlias = "Annotated[int, field(ge=100, le=MAX_TIMEOUT_MS)]"
 
 
+_TIMEOUT_MS: Final = ("timeoutMs", "timeout_ms")
+"""The key's names: earlier versions read the snake_case one too."""
+
+
 @wire_body
 class ServiceSource(TypedDict):
     """A service whose health endpoint is checked."""
@@ -128,7 +132,7 @@ class ServiceSource(TypedDict):
     id: Annotated[str, field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
     name: Annotated[str, field(min_length=1, max_length=100)]
     url: Url
-    timeoutMs: NotRequired[TimeoutMs]
+    timeoutMs: NotRequired[Annotated[TimeoutMs, field(accepts=_TIMEOUT_MS)]]
 
 
 @wire_body
@@ -136,7 +140,7 @@ class WidgetSource(TypedDict):
     """The upstream that answers a dashboard widget's JSON."""
 
     url: Url
-    timeoutMs: NotRequired[TimeoutMs]
+    timeoutMs: NotRequired[Annotated[TimeoutMs, field(accepts=_TIMEOUT_MS)]]
 
 
 @wire_body

@@ -146,7 +146,7 @@ def _validated_when_given(app: APIGatewayHttpResolver, next_middleware: NextMidd
     """Powertools' validation for a request that brings a query string or a body; one that brings
     neither calls the route with its declared defaults, which is what validation would pass it."""
     event = app.current_event.raw_event
-    if not event.get("rawQueryString") and not event.get("body"):
+    if not (event.get("rawQueryString") or event.get("queryStringParameters") or event.get("body")):
         return next_middleware(app)
     answer: Response[Any] = _request_validation()(app, next_middleware)
     return answer
