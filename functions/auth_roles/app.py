@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header
 
 from arcturus.errors import VersionConflict
-from arcturus.roles import MANAGE_ROLES, RolesDocument, parse_document, roles_store
+from arcturus.roles import MANAGE_ROLES, RolesDocument, roles_store
 from arcturus.web.docs import documented, parsed_body, problem_answer
 from arcturus.web.guards import guards, requires
 from arcturus.web.problem import HTTPProblem
@@ -63,10 +63,10 @@ def put_roles(
 ) -> Response[str]:
     versions = _if_match(if_match)
     # Parsed after requires(): only administrators learn what the document must look like.
-    document = parse_document(app.current_event.decoded_body or "")
+    body = app.current_event.decoded_body or ""  # the store validates it (the JSON text as sent)
     for version in versions:
         try:
-            stored, new_version = store.replace(document, version)
+            stored, new_version = store.replace(body, version)
         except VersionConflict:
             continue
         return _document_response(stored, new_version)

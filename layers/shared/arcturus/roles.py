@@ -429,8 +429,8 @@ class RolesStore:
         return copy.document, copy.revision
 
     def replace(self, data: Any, revision: str | None) -> tuple[RolesDocument, str]:
-        """Validate ``data`` and store it if access is still as at ``revision``; users' own profile
-        saves since then are merged in (see the class docstring).
+        """Validate ``data`` (the document, or its JSON text) and store it if access is still as at
+        ``revision``; users' own profile saves since then are merged in (see the class docstring).
 
         Returns the stored document and its new revision. Raises ValidationError (nothing written),
         VersionConflict (access changed since ``revision``, or the edit changes profiles their user
